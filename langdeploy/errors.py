@@ -1,0 +1,96 @@
+"""One root error. Every message names the object at fault and how to fix it.
+
+Each error carries the HTTP status it maps to, so serve/ turns it into a response without a
+table of special cases, and `retry_after` for back-pressure errors.
+"""
+
+from __future__ import annotations
+
+
+class LangdeployError(Exception):
+    """Root of every error langdeploy raises on purpose."""
+
+    status_code: int = 500
+    error_type: str = "langdeploy_error"
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        self.message = message
+        self.fix = fix
+        super().__init__(f"{message} {fix}" if fix else message)
+
+    @property
+    def public_message(self) -> str:
+        """A message that is safe to show to a client: no stack, no internals."""
+        return str(self)
+
+
+class ConfigError(LangdeployError):
+    """A settings value or a config file is wrong; raised at start-up."""
+
+    error_type = "config_error"
+
+
+class UnknownNameError(LangdeployError):
+    """A name (model, chain, guard, template, target) is not registered."""
+
+    status_code = 404
+    error_type = "not_found"
+
+    def __init__(self, kind: str, name: str, known: list[str], *, fix: str | None = None) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = sorted(known)
+        listing = ", ".join(self.known) if self.known else "(none)"
+        super().__init__(
+            f"Unknown {kind} {name!r}. Known {kind}s: {listing}.",
+            fix=fix,
+        )
+
+
+class InputError(LangdeployError):
+    """A request's content is unusable (for example an empty question)."""
+
+    status_code = 400
+    error_type = "invalid_request"
+
+
+class MissingDependencyError(LangdeployError):
+    """An optional extra is not installed."""
+
+    error_type = "missing_dependency"
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"The optional dependency {module!r} is not installed.",
+            fix=f"Install it with: pip install 'langdeploy[{extra}]'",
+        )
+
+
+class ServiceUnavailable(LangdeployError):
+    """The model is loading, overloaded, or its upstream is down: retry later."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, fix: str | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, fix=fix)
+
+
+class ModelNotReady(ServiceUnavailable):
+    """The model is still loading."""
+
+    error_type = "model_loading"
+
+
+class QueueFull(ServiceUnavailable):
+    """The model's bounded queue is full; the client should back off."""
+
+    status_code = 429
+    error_type = "overloaded"
+
+
+class UpstreamUnavailable(ServiceUnavailable):
+    """An OpenAI-compatible upstream did not answer in time."""
+
+    error_type = "upstream_unavailable"

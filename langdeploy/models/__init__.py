@@ -1,0 +1,1 @@
+"""Model backends, each giving a LangChain chat model."""

@@ -1,0 +1,179 @@
+"""create_app(settings) -> FastAPI: every enabled chain at /{name} through LangServe.
+
+Layers, outermost first: Starlette's error boundary, request ids, then the routes. The model loads
+once, in the background at start-up, so /healthz answers at once and /readyz turns 200 when the
+model is ready; chain routes answer 503 with Retry-After until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from langserve import add_routes
+
+from langdeploy import __version__
+from langdeploy.chains.registry import ChainContext, chain_registry
+from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError
+from langdeploy.models.factory import ModelHandle, build_model
+from langdeploy.serve.errors import error_body, install_error_handlers
+from langdeploy.settings import Settings
+
+log = logging.getLogger("langdeploy.serve")
+
+
+def import_app_modules(settings: Settings) -> None:
+    """Import the app's own modules so their chains register (``app.modules`` in settings)."""
+    if settings.app.dir is not None and str(settings.app.dir) not in sys.path:
+        sys.path.insert(0, str(settings.app.dir))
+    for name in settings.app.modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(
+                f"The app module {name!r} (app.modules in langdeploy.toml) failed to import: {exc}",
+                fix="Check the module name and that the app directory is on the path.",
+            ) from None
+        hook = getattr(module, "register_chains", None)
+        if hook is not None:
+            hook(lambda spec, **kw: chain_registry.register(spec, replace=True, **kw))
+
+
+def create_app(
+    settings: Settings,
+    model: ModelHandle | None = None,
+    *,
+    extras: dict[str, Any] | None = None,
+) -> FastAPI:
+    """Build the app. ``model`` lets a caller (tests, eval) pass an already loaded model."""
+    import_app_modules(settings)
+    handle = model or build_model(settings.model)
+
+    # Fail at start-up, not on the first request, when a chain name is wrong.
+    specs = []
+    for name in settings.server.chains:
+        try:
+            specs.append(chain_registry.get(name))
+        except UnknownNameError as exc:
+            raise ConfigError(
+                str(exc),
+                fix="Fix server.chains (LANGDEPLOY_SERVER__CHAINS) or register the chain.",
+            ) from None
+    if not specs:
+        raise ConfigError(
+            "server.chains is empty, so there is nothing to serve.",
+            fix="Set LANGDEPLOY_SERVER__CHAINS=chat (or list several chains).",
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if not handle.ready:
+            task = asyncio.create_task(asyncio.to_thread(_load, handle))
+        try:
+            yield
+        finally:
+            if task is not None and not task.done():
+                task.cancel()
+
+    app = FastAPI(
+        title="langdeploy",
+        version=__version__,
+        description="Guarded LangChain chains served by LangServe.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.model = handle
+    app.state.chain_paths = {spec.name: f"/{spec.name}" for spec in specs}
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = rid[:64]
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    async def admission() -> None:
+        # Refuse before a stream's 200 goes out: loading -> 503, queue full -> 429.
+        handle.check_admission()
+
+    ctx = ChainContext(
+        settings=settings,
+        model=handle.chat_model,
+        count_tokens=handle.count_tokens,
+        n_ctx=handle.n_ctx,
+        extras=dict(extras or {}),
+    )
+    disabled = [] if settings.server.playground else ["playground"]
+    for spec in specs:
+        runnable = spec.factory(ctx)
+        add_routes(
+            app,
+            runnable,
+            path=f"/{spec.name}",
+            playground_type=spec.playground_type,
+            dependencies=[Depends(admission)],
+            disabled_endpoints=disabled or None,  # type: ignore[arg-type]
+        )
+
+    @app.get("/", tags=["meta"])
+    async def index() -> dict[str, Any]:
+        return {
+            "name": "langdeploy",
+            "version": __version__,
+            "model": handle.describe(),
+            "chains": [
+                {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "path": f"/{spec.name}",
+                    "invoke": f"/{spec.name}/invoke",
+                    "stream": f"/{spec.name}/stream",
+                    "batch": f"/{spec.name}/batch",
+                    "input_schema": f"/{spec.name}/input_schema",
+                    "playground": f"/{spec.name}/playground/" if settings.server.playground else None,
+                }
+                for spec in specs
+            ],
+        }
+
+    @app.get("/healthz", tags=["meta"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["meta"])
+    async def readyz() -> JSONResponse:
+        if handle.ready:
+            return JSONResponse({"status": "ready", "model": handle.describe()})
+        error = getattr(getattr(handle, "engine", None), "load_error", None)
+        message = (
+            f"The model failed to load: {error}" if error else "The model is still loading."
+        )
+        return JSONResponse(
+            error_body("model_loading" if not error else "model_failed", message),
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
+    return app
+
+
+def _load(handle: ModelHandle) -> None:
+    try:
+        handle.load()
+    except LangdeployError as exc:
+        log.error("model failed to load: %s", exc)
+    except Exception:
+        log.exception("model failed to load")

@@ -1,0 +1,266 @@
+"""The settings tree, loaded once at the edge (CLI or create_app) and passed down.
+
+Sources, highest first: keyword arguments, environment variables (``LANGDEPLOY_`` prefix, ``__``
+between levels, so ``LANGDEPLOY_MODEL__MAX_TOKENS=64``), a ``.env`` file, then the app's
+``langdeploy.toml``. No other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import json
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from langdeploy.errors import ConfigError
+
+ENV_PREFIX = "LANGDEPLOY_"
+APP_CONFIG_FILE = "langdeploy.toml"
+
+
+# Which langdeploy.toml the current load reads; a contextvar keeps load_settings re-entrant.
+_toml_path_var: ContextVar[Path | None] = ContextVar("langdeploy_toml", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSettings(_Section):
+    """Which model answers, and how it samples."""
+
+    name: str = Field(
+        "smollm2-135m",
+        description="A catalog name (see `langdeploy models list`) or a path to a .gguf file; "
+        "for the openai backend, the model name the upstream serves.",
+        min_length=1,
+    )
+    backend: Literal["llamacpp", "openai"] = Field(
+        "llamacpp", description="llamacpp: in-process llama.cpp; openai: an OpenAI-compatible server."
+    )
+    n_ctx: int = Field(2048, ge=128, le=262144, description="Context window in tokens.")
+    n_threads: int | None = Field(
+        None, ge=1, le=512, description="CPU threads for generation; default: all cores."
+    )
+    n_batch: int = Field(512, ge=1, le=8192, description="Prompt-processing batch size.")
+    n_gpu_layers: int = Field(
+        0, ge=-1, le=10000, description="Layers offloaded to the GPU; -1 for all, 0 for CPU only."
+    )
+    main_gpu: int = Field(0, ge=0, le=64, description="The GPU that holds the model (llama.cpp).")
+    chat_format: str | None = Field(
+        None, description="Override the chat template (for example 'gemma'); default: from GGUF."
+    )
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
+    top_k: int = Field(40, ge=0, le=1000, description="Sample from the k most likely tokens; 0: off.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
+    repeat_penalty: float = Field(1.1, ge=0.0, le=5.0, description="Penalty for repeated tokens.")
+    max_tokens: int = Field(256, ge=1, le=32768, description="Most tokens generated per answer.")
+    seed: int = Field(-1, ge=-1, le=2**31 - 1, description="Sampling seed; -1 picks one at random.")
+    system_prompt: str | None = Field(
+        None, description="A system message put before every chat conversation."
+    )
+    queue_size: int = Field(
+        16, ge=1, le=10000, description="Requests that may wait for the model before 429s."
+    )
+    queue_timeout_s: float = Field(
+        120.0, gt=0, le=3600, description="Longest wait for the model before a 503."
+    )
+    # OpenAI-compatible backend.
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1 (backend openai)."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key for the upstream; prefer api_key_file in production."
+    )
+    api_key_file: Path | None = Field(None, description="A file that holds the upstream API key.")
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="Upstream request timeout.")
+    max_retries: int = Field(2, ge=0, le=10, description="Upstream retries, with backoff.")
+    max_concurrency: int = Field(
+        32, ge=1, le=10000, description="Most concurrent requests sent upstream."
+    )
+
+
+class ServerSettings(_Section):
+    """The HTTP server."""
+
+    host: str = Field("127.0.0.1", description="Bind address; 0.0.0.0 inside a container.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port.")
+    chains: list[str] = Field(
+        default_factory=lambda: ["chat", "summarize"],
+        description="Chains served, each at /{name}.",
+    )
+    @field_validator("chains", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        # LANGDEPLOY_SERVER__CHAINS=chat,summarize reads as well as the JSON form.
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    playground: bool = Field(True, description="Serve the LangServe playground pages.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Log level."
+    )
+
+
+class SummarizeSettings(_Section):
+    """The summarize chain."""
+
+    strategy: Literal["map_reduce", "refine"] = Field("map_reduce", description="How chunks merge.")
+    chunk_tokens: int | None = Field(
+        None, ge=32, le=262144, description="Tokens per chunk; default: what fits the context."
+    )
+    max_rounds: int = Field(6, ge=1, le=50, description="Most reduce rounds before giving up.")
+
+
+class AppSettings(_Section):
+    """Where the app lives, when langdeploy runs inside a generated app."""
+
+    dir: Path | None = Field(None, description="App directory (holds langdeploy.toml).")
+    modules: list[str] = Field(
+        default_factory=list,
+        description="Python modules of the app that register chains (imported at start-up).",
+    )
+
+
+class Settings(BaseSettings):
+    """Everything langdeploy can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        validate_default=True,
+        # Lists are decoded by their own validators, so that comma lists work as well as JSON.
+        enable_decoding=False,
+    )
+
+    model: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
+    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    summarize: SummarizeSettings = Field(default_factory=SummarizeSettings)  # type: ignore[arg-type]
+    app: AppSettings = Field(default_factory=AppSettings)  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _toml_path_var.get(None)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> Settings:
+        if self.model.backend == "openai" and not self.model.base_url:
+            raise ValueError(
+                "model.base_url is required when model.backend is 'openai' "
+                "(set LANGDEPLOY_MODEL__BASE_URL=http://host:8000/v1)"
+            )
+        return self
+
+
+
+
+def find_app_dir(start: Path | None = None) -> Path | None:
+    """The nearest directory at or above ``start`` that holds a langdeploy.toml."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / APP_CONFIG_FILE).is_file():
+            return candidate
+    return None
+
+
+def load_settings(app_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings once, at the edge. Errors name the variable, the file and the allowed range."""
+    app_dir = app_dir if app_dir is not None else find_app_dir()
+    toml_file = app_dir / APP_CONFIG_FILE if app_dir is not None else None
+    env_file = (app_dir / ".env") if app_dir is not None else Path(".env")
+    token = _toml_path_var.set(toml_file)
+    try:
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, toml_file)) from None
+    except Exception as exc:  # a TOML syntax error, unreadable .env, and the like
+        where = toml_file or env_file
+        raise ConfigError(f"Could not read settings from {where}: {exc}", fix="Fix the file.") from None
+    finally:
+        _toml_path_var.reset(token)
+    if app_dir is not None and settings.app.dir is None:
+        settings.app.dir = app_dir
+    return settings
+
+
+def env_var_name(loc: tuple[str | int, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(part).upper() for part in loc)
+
+
+def _bounds(exc_ctx: dict[str, Any] | None) -> str:
+    if not exc_ctx:
+        return ""
+    parts = []
+    for key, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+        if key in exc_ctx:
+            parts.append(f"{symbol} {exc_ctx[key]}")
+    if "expected" in exc_ctx:
+        parts.append(f"one of {exc_ctx['expected']}")
+    return f" (allowed: {', '.join(parts)})" if parts else ""
+
+
+def _describe(exc: ValidationError, toml_file: Path | None) -> str:
+    lines = ["Invalid settings:"]
+    for err in exc.errors():
+        loc = tuple(part for part in err["loc"] if not isinstance(part, int))
+        dotted = ".".join(str(p) for p in loc) or "(settings)"
+        field = _field_for(loc)
+        where = f"{env_var_name(loc)} / {dotted} in {toml_file or APP_CONFIG_FILE}"
+        detail = err["msg"]
+        allowed = _field_bounds(field) if field is not None else ""
+        if not allowed:
+            allowed = _bounds(err.get("ctx"))
+        got = err.get("input")
+        got_text = "" if isinstance(got, dict) else f" got {got!r};"
+        lines.append(f"  - {where}:{got_text} {detail}{allowed}")
+        if field is not None and field.description:
+            lines.append(f"    ({field.description})")
+    lines.append(f"Fix the value in the environment, .env or {APP_CONFIG_FILE}.")
+    return "\n".join(lines)
+
+
+def _field_for(loc: tuple[str | int, ...]) -> Any:
+    model: Any = Settings
+    field = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return field if part == loc[-1] and field is not None else None
+        field = fields[part]
+        model = field.annotation
+    return field
+
+
+def _field_bounds(field: Any) -> str:
+    parts = []
+    for meta in field.metadata:
+        for key, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            value = getattr(meta, key, None)
+            if value is not None:
+                parts.append(f"{symbol} {value}")
+    return f" (allowed: {', '.join(parts)})" if parts else ""
