@@ -26,11 +26,11 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[local]'
+	$(PY) -m pip install -e '.[local,openai]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install -e '.[local,dev]'
+	$(PY) -m pip install -e '.[local,openai,dev]'
 	touch $@
 
 install: $(VENV)/.installed

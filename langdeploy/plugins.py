@@ -9,6 +9,7 @@ never a second-class citizen.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Iterator
 from functools import cache
 from importlib.metadata import entry_points

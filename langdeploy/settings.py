@@ -12,7 +12,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,8 +42,8 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class ModelSettings(_Section):
-    """Which model answers, and how it samples."""
+class BackendSettings(_Section):
+    """One model backend: which model answers, and how it samples."""
 
     name: str = Field(
         "smollm2-135m",
@@ -44,7 +52,8 @@ class ModelSettings(_Section):
         min_length=1,
     )
     backend: Literal["llamacpp", "openai"] = Field(
-        "llamacpp", description="llamacpp: in-process llama.cpp; openai: an OpenAI-compatible server."
+        "llamacpp",
+        description="llamacpp: in-process llama.cpp; openai: an OpenAI-compatible server.",
     )
     n_ctx: int = Field(2048, ge=128, le=262144, description="Context window in tokens.")
     n_threads: int | None = Field(
@@ -58,8 +67,12 @@ class ModelSettings(_Section):
     chat_format: str | None = Field(
         None, description="Override the chat template (for example 'gemma'); default: from GGUF."
     )
-    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
-    top_k: int = Field(40, ge=0, le=1000, description="Sample from the k most likely tokens; 0: off.")
+    temperature: float = Field(
+        0.7, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy."
+    )
+    top_k: int = Field(
+        40, ge=0, le=1000, description="Sample from the k most likely tokens; 0: off."
+    )
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
     repeat_penalty: float = Field(1.1, ge=0.0, le=5.0, description="Penalty for repeated tokens.")
     max_tokens: int = Field(256, ge=1, le=32768, description="Most tokens generated per answer.")
@@ -88,6 +101,21 @@ class ModelSettings(_Section):
     )
 
 
+class ModelSettings(BackendSettings):
+    """The model that answers, plus backends to fall back on, in order, when it fails."""
+
+    fallbacks: list[BackendSettings] = Field(
+        default_factory=list,
+        description="Backends tried in order when this one is down, e.g. "
+        '[{"backend": "llamacpp", "name": "smollm2-135m"}] behind a GPU server.',
+    )
+
+    @field_validator("fallbacks", mode="before")
+    @classmethod
+    def _json_list(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+
 class ServerSettings(_Section):
     """The HTTP server."""
 
@@ -97,6 +125,7 @@ class ServerSettings(_Section):
         default_factory=lambda: ["chat", "summarize"],
         description="Chains served, each at /{name}.",
     )
+
     @field_validator("chains", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
@@ -121,6 +150,13 @@ class SummarizeSettings(_Section):
         None, ge=32, le=262144, description="Tokens per chunk; default: what fits the context."
     )
     max_rounds: int = Field(6, ge=1, le=50, description="Most reduce rounds before giving up.")
+    map_concurrency: int = Field(
+        2,
+        ge=1,
+        le=256,
+        description="Pieces summarised at once; keep it small for a local model so one long "
+        "text never floods the model's queue.",
+    )
 
 
 class AppSettings(_Section):
@@ -147,10 +183,10 @@ class Settings(BaseSettings):
         enable_decoding=False,
     )
 
-    model: ModelSettings = Field(default_factory=ModelSettings)  # type: ignore[arg-type]
-    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
-    summarize: SummarizeSettings = Field(default_factory=SummarizeSettings)  # type: ignore[arg-type]
-    app: AppSettings = Field(default_factory=AppSettings)  # type: ignore[arg-type]
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    summarize: SummarizeSettings = Field(default_factory=SummarizeSettings)
+    app: AppSettings = Field(default_factory=AppSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -169,14 +205,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_backend(self) -> Settings:
-        if self.model.backend == "openai" and not self.model.base_url:
-            raise ValueError(
-                "model.base_url is required when model.backend is 'openai' "
-                "(set LANGDEPLOY_MODEL__BASE_URL=http://host:8000/v1)"
-            )
+        for i, backend in enumerate([self.model, *self.model.fallbacks]):
+            if backend.backend == "openai" and not backend.base_url:
+                where = "model" if i == 0 else f"model.fallbacks[{i - 1}]"
+                raise ValueError(
+                    f"{where}.base_url is required when its backend is 'openai' "
+                    "(set LANGDEPLOY_MODEL__BASE_URL=http://host:8000/v1)"
+                )
         return self
-
-
 
 
 def find_app_dir(start: Path | None = None) -> Path | None:
@@ -195,12 +231,14 @@ def load_settings(app_dir: Path | None = None, **overrides: Any) -> Settings:
     env_file = (app_dir / ".env") if app_dir is not None else Path(".env")
     token = _toml_path_var.set(toml_file)
     try:
-        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, toml_file)) from None
     except Exception as exc:  # a TOML syntax error, unreadable .env, and the like
         where = toml_file or env_file
-        raise ConfigError(f"Could not read settings from {where}: {exc}", fix="Fix the file.") from None
+        raise ConfigError(
+            f"Could not read settings from {where}: {exc}", fix="Fix the file."
+        ) from None
     finally:
         _toml_path_var.reset(token)
     if app_dir is not None and settings.app.dir is None:

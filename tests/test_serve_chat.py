@@ -117,7 +117,7 @@ def test_summarize_long_text_calls_model_several_times(
         "northern breakwater is complete and that dredging will finish in March. The budget "
         "stands at 42 million euros, two million under the forecast. "
     )
-    text = paragraph * 120  # several times the 2048-token context
+    text = paragraph * 150  # several times the 2048-token context
     assert model.count_tokens(text) > 3 * model.n_ctx
     before = model.engine.requests_served  # type: ignore[attr-defined]
     r = client.post("/summarize/invoke", json={"input": {"text": text}})

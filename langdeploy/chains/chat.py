@@ -37,6 +37,7 @@ def chat_chain(ctx: ChainContext) -> Runnable[Any, AIMessage]:
         return with_system_prompt(list(data.messages), system_prompt)
 
     chain = RunnableLambda(prepare, name="prepare_messages") | ctx.model
-    return chain.with_types(input_type=ChatInput, output_type=AIMessage).with_config(
-        run_name="chat"
+    typed: Runnable[Any, AIMessage] = chain.with_types(  # type: ignore[assignment]
+        input_type=ChatInput, output_type=AIMessage
     )
+    return typed.with_config(run_name="chat")

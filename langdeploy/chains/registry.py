@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 
 from langdeploy.plugins import Registry
@@ -21,7 +22,8 @@ class ChainContext:
     """What a chain factory gets: settings and the parts built once at start-up."""
 
     settings: Settings
-    model: BaseChatModel
+    # A chat model, possibly configurable and wrapped with fallbacks: pipe into it.
+    model: Runnable[LanguageModelInput, BaseMessage]
     count_tokens: Callable[[str], int]
     n_ctx: int
     # Parts that only some chains use (a retriever, guards), keyed by name.

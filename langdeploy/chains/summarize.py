@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
@@ -63,13 +64,14 @@ class Summarizer:
 
     def __init__(
         self,
-        model: BaseChatModel,
+        model: Runnable[LanguageModelInput, BaseMessage],
         count_tokens: Callable[[str], int],
         n_ctx: int,
         max_tokens: int,
         chunk_tokens: int | None,
         strategy: str,
         max_rounds: int,
+        map_concurrency: int = 2,
     ) -> None:
         self.model = model
         self.count_tokens = count_tokens
@@ -83,6 +85,7 @@ class Summarizer:
         self.chunk_tokens = min(chunk_tokens or budget, budget)
         self.strategy = strategy
         self.max_rounds = max_rounds
+        self.map_concurrency = map_concurrency
         self.splitter = RecursiveCharacterTextSplitter(
             chunk_size=self.chunk_tokens,
             chunk_overlap=min(32, self.chunk_tokens // 10),
@@ -97,7 +100,11 @@ class Summarizer:
         return [c for c in self.splitter.split_text(text) if c.strip()] or [text]
 
     def _text(self, payload: dict[str, Any] | SummarizeInput) -> str:
-        data = payload if isinstance(payload, SummarizeInput) else SummarizeInput.model_validate(payload)
+        data = (
+            payload
+            if isinstance(payload, SummarizeInput)
+            else SummarizeInput.model_validate(payload)
+        )
         if not data.text.strip():
             raise InputError("The text to summarise is blank.", fix="Send non-empty 'text'.")
         return data.text
@@ -113,12 +120,14 @@ class Summarizer:
                 prompt = REDUCE_PROMPT if round_ > 0 else MAP_PROMPT
                 return prompt.invoke({"text": text})
             chunks = self.split(text)
-            prompts = [MAP_PROMPT.invoke({"text": c}) for c in chunks]
-            summaries = (self.model | self.step).batch(prompts, config)
+            prompts: list[LanguageModelInput] = [MAP_PROMPT.invoke({"text": c}) for c in chunks]
+            summaries = (self.model | self.step).batch(prompts, self._map_config(config))
             text = "\n\n".join(s.strip() for s in summaries)
         return REDUCE_PROMPT.invoke({"text": self._truncate(text)})
 
-    async def aprepare(self, payload: dict[str, Any] | SummarizeInput, config: RunnableConfig) -> Any:
+    async def aprepare(
+        self, payload: dict[str, Any] | SummarizeInput, config: RunnableConfig
+    ) -> Any:
         text = self._text(payload)
         if self.strategy == "refine":
             return await self._arefine(text, config)
@@ -127,10 +136,13 @@ class Summarizer:
                 prompt = REDUCE_PROMPT if round_ > 0 else MAP_PROMPT
                 return prompt.invoke({"text": text})
             chunks = self.split(text)
-            prompts = [MAP_PROMPT.invoke({"text": c}) for c in chunks]
-            summaries = await (self.model | self.step).abatch(prompts, config)
+            prompts: list[LanguageModelInput] = [MAP_PROMPT.invoke({"text": c}) for c in chunks]
+            summaries = await (self.model | self.step).abatch(prompts, self._map_config(config))
             text = "\n\n".join(s.strip() for s in summaries)
         return REDUCE_PROMPT.invoke({"text": self._truncate(text)})
+
+    def _map_config(self, config: RunnableConfig) -> RunnableConfig:
+        return {**config, "max_concurrency": self.map_concurrency}
 
     def _truncate(self, text: str) -> str:
         # After max_rounds the merged text may still be too long: keep what fits.
@@ -180,6 +192,7 @@ def summarize_chain(ctx: ChainContext) -> Runnable[Any, str]:
         chunk_tokens=s.summarize.chunk_tokens,
         strategy=s.summarize.strategy,
         max_rounds=s.summarize.max_rounds,
+        map_concurrency=s.summarize.map_concurrency,
     )
     prepare = RunnableLambda(summarizer.prepare, afunc=summarizer.aprepare, name="map_reduce")
     chain = prepare | ctx.model | StrOutputParser()

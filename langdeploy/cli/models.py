@@ -33,8 +33,17 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
         console.print_json(json.dumps(out))
         return
     table = Table(title="langdeploy models")
-    for col in ("name", "arch", "params", "quant", "context", "licence", "chat template",
-                "instruct", "size"):
+    for col in (
+        "name",
+        "arch",
+        "params",
+        "quant",
+        "context",
+        "licence",
+        "chat template",
+        "instruct",
+        "size",
+    ):
         table.add_column(col)
     for c in cards:
         table.add_row(

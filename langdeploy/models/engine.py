@@ -27,7 +27,7 @@ from langdeploy.errors import (
     QueueFull,
     ServiceUnavailable,
 )
-from langdeploy.settings import ModelSettings
+from langdeploy.settings import BackendSettings
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class _Job:
 class LlamaEngine:
     """Owns one llama.cpp model instance; all access to its context is serialised here."""
 
-    def __init__(self, model_path: Path, settings: ModelSettings, chat_format: str | None = None):
+    def __init__(self, model_path: Path, settings: BackendSettings, chat_format: str | None = None):
         self.model_path = model_path
         self.settings = settings
         self.chat_format = settings.chat_format or chat_format
@@ -247,7 +247,9 @@ class LlamaEngine:
         finally:
             job.cancel.set()
 
-    async def astream(self, messages: list[dict[str, Any]], params: GenParams) -> AsyncIterator[Delta]:
+    async def astream(
+        self, messages: list[dict[str, Any]], params: GenParams
+    ) -> AsyncIterator[Delta]:
         """Generate without blocking the event loop; tokens cross from the worker thread."""
         loop = asyncio.get_running_loop()
         out: asyncio.Queue[Any] = asyncio.Queue()

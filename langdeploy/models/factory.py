@@ -7,12 +7,31 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import ConfigurableField, Runnable
 
+from langdeploy.errors import ServiceUnavailable
 from langdeploy.models import catalog
 from langdeploy.models.engine import LlamaEngine
 from langdeploy.models.llamacpp import ChatLlamaEngine
-from langdeploy.settings import ModelSettings
+from langdeploy.settings import BackendSettings, ModelSettings
+
+ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
+
+# Sampling knobs a client may set per request through LangServe's config
+# ({"configurable": {"temperature": 0}}) or the OpenAI-compatible endpoint.
+SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens", "seed")
+
+
+def configurable(model: BaseChatModel, *, top_k: bool = False, stop_field: str) -> ChatRunnable:
+    """Expose sampling knobs under stable ids, whatever each backend calls the field."""
+    fields = {
+        name: ConfigurableField(id=name, name=name, description=f"Sampling: {name}")
+        for name in SAMPLING_FIELDS + (("top_k",) if top_k else ())
+    }
+    fields[stop_field] = ConfigurableField(id="stop", name="stop", description="Stop sequences")
+    return model.configurable_fields(**fields)
 
 
 class ModelHandle(ABC):
@@ -22,7 +41,8 @@ class ModelHandle(ABC):
 
     @property
     @abstractmethod
-    def chat_model(self) -> BaseChatModel: ...
+    def chat_model(self) -> ChatRunnable:
+        """The Runnable that chains pipe into: a chat model, maybe with fallbacks."""
 
     @property
     @abstractmethod
@@ -52,15 +72,18 @@ class ModelHandle(ABC):
 class LocalModel(ModelHandle):
     """A GGUF model in this process, through a :class:`LlamaEngine`."""
 
-    def __init__(self, settings: ModelSettings) -> None:
+    def __init__(self, settings: BackendSettings, engine: LlamaEngine | None = None) -> None:
         path, _entry = catalog.resolve(settings.name)
         self.name = settings.name
         self.path: Path = path
-        self.engine = LlamaEngine(path, settings, chat_format=catalog.chat_format_for(settings.name))
-        self._chat = ChatLlamaEngine.from_settings(self.engine, settings)
+        self.engine = engine or LlamaEngine(
+            path, settings, chat_format=catalog.chat_format_for(settings.name)
+        )
+        self.base_model = ChatLlamaEngine.from_settings(self.engine, settings)
+        self._chat = configurable(self.base_model, top_k=True, stop_field="stop_sequences")
 
     @property
-    def chat_model(self) -> BaseChatModel:
+    def chat_model(self) -> ChatRunnable:
         return self._chat
 
     @property
@@ -94,24 +117,124 @@ class LocalModel(ModelHandle):
         }
 
 
-_shared: dict[tuple[Any, ...], ModelHandle] = {}
-_shared_lock = threading.Lock()
+class OpenAIModel(ModelHandle):
+    """A model behind an OpenAI-compatible server (vLLM, TGI, llama.cpp's server)."""
 
-
-def build_model(settings: ModelSettings, *, shared: bool = False) -> ModelHandle:
-    """The model that settings name. ``shared=True`` reuses one loaded instance per settings
-    (tests and the eval harness load a model once per process)."""
-    if settings.backend != "llamacpp":
-        from langdeploy.errors import ConfigError
-
-        raise ConfigError(
-            f"model.backend {settings.backend!r} is not available in this build.",
-            fix="Use model.backend = 'llamacpp'.",
+    def __init__(self, settings: BackendSettings) -> None:
+        from langdeploy.models.openai_compat import (
+            UpstreamProbe,
+            build_openai_chat,
+            estimate_tokens,
         )
-    if not shared:
-        return LocalModel(settings)
-    key = tuple(sorted(settings.model_dump(mode="json").items()))
-    with _shared_lock:
-        if key not in _shared:
-            _shared[key] = LocalModel(settings)
-        return _shared[key]
+
+        self.name = settings.name
+        self.settings = settings
+        self.base_model = build_openai_chat(settings)
+        self._chat = configurable(self.base_model, stop_field="stop")
+        self._probe = UpstreamProbe(settings)
+        self._estimate = estimate_tokens
+
+    @property
+    def chat_model(self) -> ChatRunnable:
+        return self._chat
+
+    @property
+    def ready(self) -> bool:
+        return self._probe()
+
+    @property
+    def n_ctx(self) -> int:
+        return self.settings.n_ctx
+
+    def load(self) -> None:
+        # Nothing to load; readiness follows the upstream.
+        self._probe()
+
+    def count_tokens(self, text: str) -> int:
+        return self._estimate(text)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "backend": "openai",
+            "base_url": self.settings.base_url,
+            "ready": self.ready,
+            "upstream_error": self._probe.last_error,
+        }
+
+
+class FallbackModel(ModelHandle):
+    """Backends tried in order (``with_fallbacks``): the first that answers serves."""
+
+    def __init__(self, handles: list[ModelHandle]) -> None:
+        self.handles = handles
+        self.name = handles[0].name
+        primary, *rest = (h.chat_model for h in handles)
+        self._chat: ChatRunnable = primary.with_fallbacks(
+            rest, exceptions_to_handle=(ServiceUnavailable,)
+        )
+
+    @property
+    def chat_model(self) -> ChatRunnable:
+        return self._chat
+
+    @property
+    def ready(self) -> bool:
+        return any(h.ready for h in self.handles)
+
+    @property
+    def n_ctx(self) -> int:
+        # Text split for one backend must fit every backend it may fall back to.
+        return min(h.n_ctx for h in self.handles)
+
+    def load(self) -> None:
+        for h in self.handles:
+            h.load()
+
+    def count_tokens(self, text: str) -> int:
+        return max(h.count_tokens(text) for h in self.handles)
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ready": self.ready,
+            "backends": [h.describe() for h in self.handles],
+        }
+
+
+_engines: dict[tuple[Any, ...], LlamaEngine] = {}
+_engines_lock = threading.Lock()
+# What decides the loaded weights and context; sampling settings may differ between sharers.
+_ENGINE_KEY = ("name", "n_ctx", "n_threads", "n_batch", "n_gpu_layers", "main_gpu", "chat_format",
+               "queue_size", "queue_timeout_s")  # fmt: skip
+
+
+def shared_engine(settings: BackendSettings) -> LlamaEngine:
+    key = tuple(getattr(settings, k) for k in _ENGINE_KEY)
+    with _engines_lock:
+        if key not in _engines:
+            path, _entry = catalog.resolve(settings.name)
+            _engines[key] = LlamaEngine(
+                path, settings, chat_format=catalog.chat_format_for(settings.name)
+            )
+        return _engines[key]
+
+
+def _build_one(settings: BackendSettings, shared: bool) -> ModelHandle:
+    if settings.backend == "openai":
+        return OpenAIModel(settings)
+    return LocalModel(settings, engine=shared_engine(settings) if shared else None)
+
+
+def build_model(settings: ModelSettings | BackendSettings, *, shared: bool = False) -> ModelHandle:
+    """The model that settings name, with its fallbacks. ``shared=True`` reuses one loaded
+    local model per settings (tests and the eval harness load a model once per process)."""
+    primary = _build_one(settings, shared)
+    fallbacks = getattr(settings, "fallbacks", [])
+    if not fallbacks:
+        return primary
+    return FallbackModel([primary, *(_build_one(f, shared) for f in fallbacks)])

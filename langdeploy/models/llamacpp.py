@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field
 
 from langdeploy.models.engine import Delta, GenParams, LlamaEngine
 from langdeploy.models.messages import to_openai_messages
-from langdeploy.settings import ModelSettings
+from langdeploy.settings import BackendSettings
 
 
 class ChatLlamaEngine(BaseChatModel):
@@ -38,7 +38,7 @@ class ChatLlamaEngine(BaseChatModel):
     response_format: dict[str, Any] | None = None
 
     @classmethod
-    def from_settings(cls, engine: LlamaEngine, settings: ModelSettings) -> ChatLlamaEngine:
+    def from_settings(cls, engine: LlamaEngine, settings: BackendSettings) -> ChatLlamaEngine:
         return cls(
             engine=engine,
             model_name=settings.name,
@@ -95,7 +95,10 @@ class ChatLlamaEngine(BaseChatModel):
                     "output_tokens": completion,
                     "total_tokens": prompt + completion,
                 },
-                response_metadata={"finish_reason": delta.finish_reason, "model_name": self.model_name},
+                response_metadata={
+                    "finish_reason": delta.finish_reason,
+                    "model_name": self.model_name,
+                },
                 chunk_position="last",
             ),
             generation_info={"finish_reason": delta.finish_reason},

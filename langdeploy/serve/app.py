@@ -143,7 +143,9 @@ def create_app(
                     "stream": f"/{spec.name}/stream",
                     "batch": f"/{spec.name}/batch",
                     "input_schema": f"/{spec.name}/input_schema",
-                    "playground": f"/{spec.name}/playground/" if settings.server.playground else None,
+                    "playground": f"/{spec.name}/playground/"
+                    if settings.server.playground
+                    else None,
                 }
                 for spec in specs
             ],
@@ -158,9 +160,7 @@ def create_app(
         if handle.ready:
             return JSONResponse({"status": "ready", "model": handle.describe()})
         error = getattr(getattr(handle, "engine", None), "load_error", None)
-        message = (
-            f"The model failed to load: {error}" if error else "The model is still loading."
-        )
+        message = f"The model failed to load: {error}" if error else "The model is still loading."
         return JSONResponse(
             error_body("model_loading" if not error else "model_failed", message),
             status_code=503,

@@ -39,7 +39,9 @@ def _describe_validation(errors: list[Any]) -> str:
     parts = []
     for err in errors:
         if isinstance(err, str):
-            parts.append(err if err != "Invalid JSON body" else "The request body is not valid JSON.")
+            parts.append(
+                err if err != "Invalid JSON body" else "The request body is not valid JSON."
+            )
             continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
         where = ".".join(loc) or "body"
@@ -57,11 +59,15 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = list(exc.errors())
         message = _describe_validation(errors)
         hint = ""
-        if request.url.path.endswith(("/invoke", "/batch", "/stream", "/stream_log", "/stream_events")):
+        if request.url.path.endswith(
+            ("/invoke", "/batch", "/stream", "/stream_log", "/stream_events")
+        ):
             base = request.url.path.rsplit("/", 1)[0]
             hint = f" See GET {base}/input_schema for the expected input."
-        detail = [e if isinstance(e, str) else {k: e[k] for k in ("loc", "msg", "type") if k in e}
-                  for e in errors]
+        detail = [
+            e if isinstance(e, str) else {k: e[k] for k in ("loc", "msg", "type") if k in e}
+            for e in errors
+        ]
         return JSONResponse(
             error_body("invalid_request", message + hint, detail=_jsonable(detail)),
             status_code=422,
@@ -72,7 +78,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             chains = getattr(request.app.state, "chain_paths", {})
             listing = ", ".join(chains.values()) or "(none)"
-            message = f"No route {request.url.path}. Chains served here: {listing}; GET / lists them."
+            message = (
+                f"No route {request.url.path}. Chains served here: {listing}; GET / lists them."
+            )
             return JSONResponse(error_body("not_found", message), status_code=404)
         error_type = "method_not_allowed" if exc.status_code == 405 else "http_error"
         return JSONResponse(
