@@ -57,7 +57,7 @@ class BackendSettings(_Section):
     )
     n_ctx: int = Field(2048, ge=128, le=262144, description="Context window in tokens.")
     n_threads: int | None = Field(
-        None, ge=1, le=512, description="CPU threads for generation; default: all cores."
+        None, ge=1, le=512, description="CPU threads for generation; default: half the CPUs."
     )
     n_batch: int = Field(512, ge=1, le=8192, description="Prompt-processing batch size.")
     n_gpu_layers: int = Field(
@@ -136,6 +136,9 @@ class ServerSettings(_Section):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    openai_api: bool = Field(
+        True, description="Serve the chat chain at /v1/chat/completions for OpenAI clients."
+    )
     playground: bool = Field(True, description="Serve the LangServe playground pages.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Log level."

@@ -61,8 +61,7 @@ def wait_http(url: str, timeout: float = 120.0, proc: subprocess.Popen[Any] | No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise RuntimeError(f"server exited with {proc.returncode}: {out}")
+            raise RuntimeError(f"server exited with {proc.returncode}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return

@@ -38,6 +38,8 @@ class ModelHandle(ABC):
     """A chat model plus its lifecycle: load, readiness, admission and token counting."""
 
     name: str
+    # The plain chat model, without per-request configurability or fallbacks.
+    base_model: ChatRunnable
 
     @property
     @abstractmethod
@@ -67,6 +69,10 @@ class ModelHandle(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "ready": self.ready}
+
+    def not_ready_reason(self) -> str:
+        """Why the model is not ready, for /readyz."""
+        return f"The model {self.name} is still loading."
 
 
 class LocalModel(ModelHandle):
@@ -105,6 +111,12 @@ class LocalModel(ModelHandle):
 
     def close(self) -> None:
         self.engine.close()
+
+    def not_ready_reason(self) -> str:
+        error = self.engine.load_error
+        if error is not None:
+            return f"The model {self.name} failed to load: {error}"
+        return f"The model {self.name} is still loading."
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -153,6 +165,9 @@ class OpenAIModel(ModelHandle):
     def count_tokens(self, text: str) -> int:
         return self._estimate(text)
 
+    def not_ready_reason(self) -> str:
+        return f"The upstream model server is not answering: {self._probe.last_error}."
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -169,8 +184,11 @@ class FallbackModel(ModelHandle):
     def __init__(self, handles: list[ModelHandle]) -> None:
         self.handles = handles
         self.name = handles[0].name
-        primary, *rest = (h.chat_model for h in handles)
-        self._chat: ChatRunnable = primary.with_fallbacks(
+        self.base_model = handles[0].base_model
+        # Per-request sampling ids may be declared once per chain, so only the primary is
+        # configurable; fallbacks answer with their own settings.
+        rest = [h.base_model for h in handles[1:]]
+        self._chat: ChatRunnable = handles[0].chat_model.with_fallbacks(
             rest, exceptions_to_handle=(ServiceUnavailable,)
         )
 
@@ -197,6 +215,9 @@ class FallbackModel(ModelHandle):
     def close(self) -> None:
         for h in self.handles:
             h.close()
+
+    def not_ready_reason(self) -> str:
+        return " ".join(h.not_ready_reason() for h in self.handles)
 
     def describe(self) -> dict[str, Any]:
         return {

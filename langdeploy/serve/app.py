@@ -18,13 +18,16 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from langchain_core.runnables import Runnable
 from langserve import add_routes
+from starlette.concurrency import run_in_threadpool
 
 from langdeploy import __version__
 from langdeploy.chains.registry import ChainContext, chain_registry
 from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError
 from langdeploy.models.factory import ModelHandle, build_model
 from langdeploy.serve.errors import error_body, install_error_handlers
+from langdeploy.serve.openai_facade import build_router
 from langdeploy.settings import Settings
 
 log = logging.getLogger("langdeploy.serve")
@@ -117,8 +120,10 @@ def create_app(
         extras=dict(extras or {}),
     )
     disabled = [] if settings.server.playground else ["playground"]
+    runnables: dict[str, Runnable[Any, Any]] = {}
     for spec in specs:
         runnable = spec.factory(ctx)
+        runnables[spec.name] = runnable
         add_routes(
             app,
             runnable,
@@ -128,12 +133,19 @@ def create_app(
             disabled_endpoints=disabled or None,  # type: ignore[arg-type]
         )
 
+    app.state.runnables = runnables
+    if settings.server.openai_api and "chat" in runnables:
+        # The same Runnable as /chat, so OpenAI clients get the same guards.
+        app.include_router(
+            build_router(runnables["chat"], handle.name), dependencies=[Depends(admission)]
+        )
+
     @app.get("/", tags=["meta"])
     async def index() -> dict[str, Any]:
         return {
             "name": "langdeploy",
             "version": __version__,
-            "model": handle.describe(),
+            "model": await run_in_threadpool(handle.describe),
             "chains": [
                 {
                     "name": spec.name,
@@ -149,6 +161,7 @@ def create_app(
                 }
                 for spec in specs
             ],
+            "openai": "/v1/chat/completions" if "chat" in runnables else None,
         }
 
     @app.get("/healthz", tags=["meta"])
@@ -157,12 +170,13 @@ def create_app(
 
     @app.get("/readyz", tags=["meta"])
     async def readyz() -> JSONResponse:
-        if handle.ready:
-            return JSONResponse({"status": "ready", "model": handle.describe()})
-        error = getattr(getattr(handle, "engine", None), "load_error", None)
-        message = f"The model failed to load: {error}" if error else "The model is still loading."
+        # An upstream probe does network I/O: keep it off the event loop.
+        if await run_in_threadpool(lambda: handle.ready):
+            return JSONResponse(
+                {"status": "ready", "model": await run_in_threadpool(handle.describe)}
+            )
         return JSONResponse(
-            error_body("model_loading" if not error else "model_failed", message),
+            error_body("not_ready", handle.not_ready_reason()),
             status_code=503,
             headers={"Retry-After": "2"},
         )
