@@ -1,0 +1,5 @@
+"""`python -m langdeploy.cli`."""
+
+from langdeploy.cli.main import main
+
+main()
