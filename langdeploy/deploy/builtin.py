@@ -1,0 +1,240 @@
+"""The built-in deploy targets: docker, compose, k8s and vm.
+
+They register through ``register_deploy_targets``, the same hook a plugin defines.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from langdeploy.deploy.context import DeployContext, gpu_env
+from langdeploy.deploy.render import DeployTarget, default_out_dir, render_template
+from langdeploy.errors import ConfigError
+
+VLLM_VM_PORT = 8001
+
+
+def _out_dir(ctx: DeployContext, target: str) -> Path:
+    out = ctx.extra.get("out_dir")
+    return Path(out) if out is not None else default_out_dir(ctx.settings, target)
+
+
+def _build_paths(ctx: DeployContext, target: str) -> dict[str, str]:
+    """Docker build context (the app) and Dockerfile, relative to where the command runs."""
+    out = _out_dir(ctx, target).resolve()
+    app = (ctx.app_dir or Path.cwd()).resolve()
+    dockerfile = out / "Dockerfile"
+    return {
+        # For `docker build`, run from the app directory.
+        "context_rel": ".",
+        "dockerfile_rel": os.path.relpath(dockerfile, app),
+        # For compose: the context is relative to compose.yaml, the Dockerfile to the context.
+        "compose_context_rel": os.path.relpath(app, out),
+    }
+
+
+def _hf_fetch_script(ctx: DeployContext) -> str:
+    return render_template("hf_fetch.py.j2", ctx)
+
+
+def _docker_files(ctx: DeployContext, target: str) -> dict[str, str]:
+    paths = _build_paths(ctx, target)
+    return {
+        "Dockerfile": render_template("docker/Dockerfile.j2", ctx, **paths),
+        # BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile, so the ignore rules
+        # apply although the build context is the app directory.
+        "Dockerfile.dockerignore": render_template("docker/dockerignore.j2", ctx),
+    }
+
+
+def render_docker(ctx: DeployContext) -> dict[str, str]:
+    return _docker_files(ctx, "docker")
+
+
+def _bytes(quantity: str) -> int:
+    """A Kubernetes quantity (8Gi, 512Mi, 2G) in bytes, for compose's shm_size."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]i?)?", quantity.strip())
+    if match is None:
+        raise ConfigError(
+            f"deploy.gpu.shm_size {quantity!r} is not a size.",
+            fix="Write it like 8Gi or 512Mi.",
+        )
+    number, unit = float(match.group(1)), match.group(2) or ""
+    powers = {"K": 1, "M": 2, "G": 3, "T": 4}
+    base = 1024 if unit.endswith("i") else 1000
+    return int(number * base ** powers[unit[0]]) if unit else int(number)
+
+
+def render_compose(ctx: DeployContext) -> dict[str, str]:
+    paths = _build_paths(ctx, "compose")
+    host_models_dir = "./models"
+    if ctx.model.kind == "file":
+        host_models_dir = str(Path(ctx.settings.model.name).expanduser().resolve().parent)
+    files = _docker_files(ctx, "compose")
+    files["compose.yaml"] = render_template(
+        "compose/compose.yaml.j2",
+        ctx,
+        context_rel=paths["compose_context_rel"],
+        dockerfile_rel=paths["dockerfile_rel"],
+        gpu_env_vars={**ctx.env, **gpu_env(ctx)},
+        hf_fetch_script=_hf_fetch_script(ctx),
+        shm_size_bytes=_bytes(ctx.settings.deploy.gpu.shm_size),
+        host_models_dir=host_models_dir,
+    )
+    files[".env"] = render_template("compose/env.j2", ctx)
+    return files
+
+
+def _cpu_threads(ctx: DeployContext) -> int | None:
+    if ctx.settings.model.n_threads is not None:
+        return None
+    limit = ctx.settings.deploy.cpu_limit.strip()
+    try:
+        cores = float(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
+    except ValueError:
+        raise ConfigError(
+            f"deploy.cpu_limit {limit!r} is not a CPU quantity.",
+            fix="Write it like 2 or 1500m.",
+        ) from None
+    return max(1, math.floor(cores))
+
+
+K8S_TEMPLATES = (
+    "kustomization.yaml",
+    "base/kustomization.yaml",
+    "base/settings.env",
+    "base/serviceaccount.yaml",
+    "base/deployment.yaml",
+    "base/service.yaml",
+    "base/hpa.yaml",
+    "base/pdb.yaml",
+    "base/networkpolicy.yaml",
+    "overlays/cpu/kustomization.yaml",
+    "overlays/gpu/kustomization.yaml",
+    "overlays/gpu/vllm-pvc.yaml",
+    "overlays/gpu/vllm-deployment.yaml",
+    "overlays/gpu/vllm-service.yaml",
+    "overlays/gpu/vllm-networkpolicy.yaml",
+    "overlays/chroma/kustomization.yaml",
+    "overlays/chroma/statefulset.yaml",
+    "overlays/chroma/service.yaml",
+    "overlays/chroma/networkpolicy.yaml",
+    "overlays/ingress/kustomization.yaml",
+    "overlays/ingress/ingress.yaml",
+)
+
+
+def render_k8s(ctx: DeployContext) -> dict[str, str]:
+    d = ctx.settings.deploy
+    if ctx.model.kind == "file" and not ctx.model.url and d.models_access_mode != "ReadOnlyMany":
+        raise ConfigError(
+            f"model.name {ctx.settings.model.name!r} is a local file, and nothing would put it on "
+            "the cluster's models volume.",
+            fix="Set deploy.model_url (LANGDEPLOY_DEPLOY__MODEL_URL=https://...) so an init "
+            "container fetches it once, or set deploy.models_access_mode=ReadOnlyMany for a volume "
+            "you fill yourself.",
+        )
+    extra: dict[str, Any] = {
+        "cpu_threads": _cpu_threads(ctx),
+        "gpu_env_vars": gpu_env(ctx),
+        "hf_fetch_script": _hf_fetch_script(ctx),
+    }
+    names = [*K8S_TEMPLATES]
+    if ctx.model.kind == "file":
+        names.append("base/pvc-models.yaml")
+    return {name: render_template(f"k8s/{name}.j2", ctx, **extra) for name in names}
+
+
+def vm_paths(name: str) -> dict[str, str]:
+    return {
+        "vm_app_dir": f"/opt/{name}/app",
+        "vm_venv": f"/opt/{name}/venv",
+        "vm_vllm_venv": f"/opt/{name}/vllm-venv",
+        "vm_env_file": f"/etc/{name}/{name}.env",
+        "vm_hf_fetch": f"/opt/{name}/fetch-vllm-model.py",
+        "vllm_port": str(VLLM_VM_PORT),
+    }
+
+
+def render_vm(ctx: DeployContext) -> dict[str, str]:
+    d = ctx.settings.deploy
+    if not d.hostname:
+        raise ConfigError(
+            "deploy.hostname is not set, so the VM's reverse proxy has no name to get a TLS "
+            "certificate for.",
+            fix="Set it to the DNS name that points at the VM "
+            "(LANGDEPLOY_DEPLOY__HOSTNAME=llm.example.com or [deploy] hostname in langdeploy.toml).",
+        )
+    name = d.name
+    paths = vm_paths(name)
+    env = dict(ctx.env)
+    model_path = ctx.settings.model.name
+    if ctx.model.kind == "file":
+        model_path = (
+            f"/var/lib/{name}/models/{ctx.model.file_name}" if ctx.model.url else model_path
+        )
+        env["LANGDEPLOY_MODEL__NAME"] = model_path
+    if ctx.gpu:
+        env.update(gpu_env(ctx))
+        env["LANGDEPLOY_MODEL__BASE_URL"] = f"http://127.0.0.1:{VLLM_VM_PORT}/v1"
+    env["LANGDEPLOY_SERVER__HOST"] = "127.0.0.1"
+    extra: dict[str, Any] = {**paths, "vm_model_path": model_path}
+    unit = render_template("vm/langdeploy.service.j2", ctx, **extra)
+    caddyfile = render_template("vm/Caddyfile.j2", ctx, **extra)
+    env_text = "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
+    files: dict[str, str] = {f"{name}.service": unit, "Caddyfile": caddyfile, f"{name}.env": env_text}
+    vm_files: list[dict[str, str]] = [
+        {"path": f"/etc/systemd/system/{name}.service", "owner": "root:root", "mode": "0644",
+         "content": unit},
+        {"path": paths["vm_env_file"], "owner": f"root:{name}", "mode": "0640",
+         "content": env_text},
+        {"path": "/etc/caddy/Caddyfile", "owner": "root:root", "mode": "0644",
+         "content": caddyfile},
+    ]  # fmt: skip
+    app_config = ctx.app_config_text()
+    if app_config is not None:
+        vm_files.append(
+            {"path": f"{paths['vm_app_dir']}/langdeploy.toml", "owner": "root:root",
+             "mode": "0644", "content": app_config}
+        )  # fmt: skip
+    else:
+        # An empty app directory still gives the service a working directory to run in.
+        vm_files.append(
+            {"path": f"{paths['vm_app_dir']}/langdeploy.toml", "owner": "root:root",
+             "mode": "0644", "content": "# Settings come from the environment file.\n"}
+        )  # fmt: skip
+    if ctx.gpu:
+        vllm_unit = render_template("vm/vllm.service.j2", ctx, **extra)
+        fetch = _hf_fetch_script(ctx)
+        files[f"{name}-vllm.service"] = vllm_unit
+        vm_files.append(
+            {"path": f"/etc/systemd/system/{name}-vllm.service", "owner": "root:root",
+             "mode": "0644", "content": vllm_unit}
+        )  # fmt: skip
+        vm_files.append(
+            {"path": paths["vm_hf_fetch"], "owner": "root:root", "mode": "0644", "content": fetch}
+        )
+    files["user-data"] = render_template("vm/user-data.j2", ctx, vm_files=vm_files, **extra)
+    return files
+
+
+BUILTIN_TARGETS = (
+    DeployTarget("docker", "Multi-stage Dockerfile (non-root, model baked in) and its ignore file.",
+                 render_docker),
+    DeployTarget("compose", "compose.yaml: the app, Chroma for rag, a gpu profile with vLLM.",
+                 render_compose),
+    DeployTarget("k8s", "Kustomize base and overlays (cpu, gpu, chroma, ingress) for a cluster.",
+                 render_k8s),
+    DeployTarget("vm", "cloud-init user-data: virtualenv, hardened systemd unit, Caddy with TLS.",
+                 render_vm),
+)  # fmt: skip
+
+
+def register_deploy_targets(register: Callable[..., None]) -> None:
+    for target in BUILTIN_TARGETS:
+        register(target)
