@@ -210,7 +210,8 @@ class DeploySettings(_Section):
     models_size: str = Field("10Gi", min_length=1, description="Size of the models volume.")
     models_access_mode: Literal["ReadWriteMany", "ReadWriteOnce", "ReadOnlyMany"] = Field(
         "ReadWriteMany",
-        description="Access mode of the app's models volume; ReadWriteOnce pins replicas to one node.",
+        description="Access mode of the app's models volume; "
+        "ReadWriteOnce pins replicas to one node.",
     )
     storage_class: str | None = Field(
         None, description="StorageClass of the volumes; default: the cluster's default."
@@ -219,7 +220,7 @@ class DeploySettings(_Section):
     chroma_image: str = Field(
         "chromadb/chroma:1.0.20", min_length=1, description="Chroma server image, for rag."
     )
-    gpu: GpuDeploySettings = Field(default_factory=GpuDeploySettings)  # type: ignore[arg-type]
+    gpu: GpuDeploySettings = Field(default_factory=GpuDeploySettings)
 
 
 class Settings(BaseSettings):
@@ -240,7 +241,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
     summarize: SummarizeSettings = Field(default_factory=SummarizeSettings)  # type: ignore[arg-type]
     app: AppSettings = Field(default_factory=AppSettings)  # type: ignore[arg-type]
-    deploy: DeploySettings = Field(default_factory=DeploySettings)  # type: ignore[arg-type]
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
 
     @classmethod
     def settings_customise_sources(

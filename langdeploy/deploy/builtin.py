@@ -167,8 +167,8 @@ def render_vm(ctx: DeployContext) -> dict[str, str]:
         raise ConfigError(
             "deploy.hostname is not set, so the VM's reverse proxy has no name to get a TLS "
             "certificate for.",
-            fix="Set it to the DNS name that points at the VM "
-            "(LANGDEPLOY_DEPLOY__HOSTNAME=llm.example.com or [deploy] hostname in langdeploy.toml).",
+            fix="Set it to the DNS name that points at the VM (LANGDEPLOY_DEPLOY__HOSTNAME="
+            "llm.example.com, or hostname under [deploy] in langdeploy.toml).",
         )
     name = d.name
     paths = vm_paths(name)
@@ -187,7 +187,11 @@ def render_vm(ctx: DeployContext) -> dict[str, str]:
     unit = render_template("vm/langdeploy.service.j2", ctx, **extra)
     caddyfile = render_template("vm/Caddyfile.j2", ctx, **extra)
     env_text = "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
-    files: dict[str, str] = {f"{name}.service": unit, "Caddyfile": caddyfile, f"{name}.env": env_text}
+    files: dict[str, str] = {
+        f"{name}.service": unit,
+        "Caddyfile": caddyfile,
+        f"{name}.env": env_text,
+    }
     vm_files: list[dict[str, str]] = [
         {"path": f"/etc/systemd/system/{name}.service", "owner": "root:root", "mode": "0644",
          "content": unit},
@@ -196,18 +200,12 @@ def render_vm(ctx: DeployContext) -> dict[str, str]:
         {"path": "/etc/caddy/Caddyfile", "owner": "root:root", "mode": "0644",
          "content": caddyfile},
     ]  # fmt: skip
-    app_config = ctx.app_config_text()
-    if app_config is not None:
-        vm_files.append(
-            {"path": f"{paths['vm_app_dir']}/langdeploy.toml", "owner": "root:root",
-             "mode": "0644", "content": app_config}
-        )  # fmt: skip
-    else:
-        # An empty app directory still gives the service a working directory to run in.
-        vm_files.append(
-            {"path": f"{paths['vm_app_dir']}/langdeploy.toml", "owner": "root:root",
-             "mode": "0644", "content": "# Settings come from the environment file.\n"}
-        )  # fmt: skip
+    # The settings travel in the environment file (secrets left out), not as langdeploy.toml;
+    # an empty one gives the service its app directory.
+    vm_files.append(
+        {"path": f"{paths['vm_app_dir']}/langdeploy.toml", "owner": "root:root", "mode": "0644",
+         "content": "# Settings come from the environment file " + paths["vm_env_file"] + ".\n"}
+    )  # fmt: skip
     if ctx.gpu:
         vllm_unit = render_template("vm/vllm.service.j2", ctx, **extra)
         fetch = _hf_fetch_script(ctx)

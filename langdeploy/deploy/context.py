@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -87,8 +88,8 @@ class DeployContext:
             "secrets_dir": SECRETS_DIR,
             "cmake_args": CMAKE_ARGS,
             "has_app": self.app_dir is not None,
-            "app_is_package": self.app_dir is not None and (self.app_dir / "pyproject.toml").is_file(),
-            "app_config": self.app_config_text(),
+            "app_is_package": self.app_dir is not None
+            and (self.app_dir / "pyproject.toml").is_file(),
             "startup_period": startup_period,
             "startup_failures": math.ceil(d.startup_timeout_s / startup_period),
             "vllm_startup_failures": math.ceil(d.gpu.startup_timeout_s / 10),
@@ -97,12 +98,6 @@ class DeployContext:
             "external_egress_ports": self.external_egress_ports(),
             **self.extra,
         }
-
-    def app_config_text(self) -> str | None:
-        if self.app_dir is None:
-            return None
-        path = self.app_dir / APP_CONFIG_FILE
-        return path.read_text(encoding="utf-8") if path.is_file() else None
 
     def external_egress_ports(self) -> list[int]:
         """TCP ports the app pod must reach outside the cluster (model download, upstream API)."""
@@ -186,7 +181,38 @@ def pinned_package(requirement: str) -> str:
     return f"{requirement}=={__version__}"
 
 
+def _secret_keys(data: Any, prefix: str = "") -> list[str]:
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict):
+                found += _secret_keys(value, dotted + ".")
+            elif is_secret_name(str(key)) and value not in (None, ""):
+                found.append(dotted)
+    return found
+
+
+def check_no_secrets_in_app_config(app_dir: Path | None) -> None:
+    """Refuse to deploy an app whose langdeploy.toml holds a secret: the image would carry it."""
+    if app_dir is None or not (app_dir / APP_CONFIG_FILE).is_file():
+        return
+    path = app_dir / APP_CONFIG_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}.", fix="Fix the file.") from None
+    keys = _secret_keys(data)
+    if keys:
+        raise ConfigError(
+            f"{path} holds {', '.join(keys)}: the image and the VM would carry the secret.",
+            fix="Remove it from the file and give it at run time: a Kubernetes Secret, a compose "
+            "secret or an environment file (for model.api_key, set model.api_key_file).",
+        )
+
+
 def build_context(settings: Settings, *, gpu: bool = False) -> DeployContext:
+    check_no_secrets_in_app_config(settings.app.dir)
     env = runtime_env(settings)
     model = _model_source(settings)
     # Inside the deployment the app listens on all interfaces of its container, on one port.

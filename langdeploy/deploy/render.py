@@ -105,7 +105,8 @@ def render(
         )
     if out.is_dir() and any(out.iterdir()):
         raise LangdeployError(
-            f"The output directory {out} exists and is not empty; langdeploy will not overwrite it.",
+            f"The output directory {out} exists and is not empty; langdeploy does not overwrite "
+            "files.",
             fix="Remove it, or pass another --out directory.",
         )
     ctx = build_context(settings, gpu=gpu)

@@ -7,7 +7,7 @@
   kinds it has no schema for (CRDs such as ServiceMonitor) are skipped, and say so; the security
   defaults are checked on the built objects.
 - cloud-init user data: the #cloud-config header and cloud-init's JSON schema (vendored).
-- systemd units: `systemd-analyze verify`, reading stderr too, since an unknown key is only a warning.
+- systemd units: `systemd-analyze verify`, reading stderr too: an unknown key is only a warning.
 
 A missing tool is a failed check that names the package to install, never a silent pass.
 """
@@ -155,14 +155,19 @@ def check_units_in_user_data(path: Path, subject: str, units: Iterable[Path]) ->
 
 # Offline the unit's programs are not installed yet (cloud-init installs them on the VM); this
 # is the one message that is expected here, and only for those paths.
-_NOT_INSTALLED = re.compile(r"^\S+: Command (/opt/\S+) is not executable: No such file or directory$")
+_NOT_INSTALLED = re.compile(
+    r"^\S+: Command (/opt/\S+) is not executable: No such file or directory$"
+)
 
 
 def check_unit(path: Path, subject: str) -> CheckResult:
     tool = find_tool("systemd-analyze")
     if tool is None:
         return _missing(
-            "systemd-analyze", subject, "systemd-analyze", "install systemd (apt-get install systemd)"
+            "systemd-analyze",
+            subject,
+            "systemd-analyze",
+            "install systemd (apt-get install systemd)",
         )
     with tempfile.TemporaryDirectory() as tmp:
         # systemd-analyze infers the unit type from the file name, so keep it.
@@ -257,7 +262,7 @@ def security_problems(docs: Iterable[dict[str, Any]]) -> list[str]:
         kind = doc.get("kind")
         name = f"{kind}/{(doc.get('metadata') or {}).get('name')}"
         if kind == "ConfigMap":
-            for key in (doc.get("data") or {}):
+            for key in doc.get("data") or {}:
                 if is_secret_name(key):
                     problems.append(f"{name} holds {key}, which looks like a secret")
         if kind == "Secret" and (doc.get("data") or doc.get("stringData")):
@@ -330,9 +335,7 @@ def check_kustomize(root: Path, kubernetes_version: str) -> list[CheckResult]:
             if docs is None:
                 results.append(CheckResult("kubectl kustomize", label, "fail", error))
                 continue
-            results.append(
-                CheckResult("kubectl kustomize", label, "pass", f"{len(docs)} objects")
-            )
+            results.append(CheckResult("kubectl kustomize", label, "pass", f"{len(docs)} objects"))
             if validator_missing:
                 results.append(
                     _missing("kubernetes-validate", label, "kubernetes-validate", VALIDATOR_EXTRA)
@@ -366,7 +369,9 @@ def check_kustomize(root: Path, kubernetes_version: str) -> list[CheckResult]:
                     "security defaults",
                     label,
                     "fail" if problems else "pass",
-                    _short("\n".join(problems)) if problems else "non-root, read-only root, "
+                    _short("\n".join(problems))
+                    if problems
+                    else "non-root, read-only root, "
                     "no capabilities, seccomp, probes, resources, no secrets in ConfigMaps",
                 )
             )
@@ -376,7 +381,9 @@ def check_kustomize(root: Path, kubernetes_version: str) -> list[CheckResult]:
 # ---------------------------------------------------------------------------------------------
 
 
-def validate_dir(path: Path, *, kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> list[CheckResult]:
+def validate_dir(
+    path: Path, *, kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+) -> list[CheckResult]:
     """Run every check that applies to the files under ``path``."""
     from langdeploy.errors import LangdeployError
 
