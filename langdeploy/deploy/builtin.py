@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from langdeploy.deploy.context import DeployContext, gpu_env
+from langdeploy.deploy.context import APP_PORT, DeployContext, gpu_env
 from langdeploy.deploy.render import DeployTarget, default_out_dir, render_template
 from langdeploy.errors import ConfigError
 
@@ -76,12 +76,18 @@ def render_compose(ctx: DeployContext) -> dict[str, str]:
     if ctx.model.kind == "file":
         host_models_dir = str(Path(ctx.settings.model.name).expanduser().resolve().parent)
     files = _docker_files(ctx, "compose")
+    # Compose services reach each other by service name.
+    env = dict(ctx.env)
+    if ctx.rag:
+        env["LANGDEPLOY_RETRIEVAL__CHROMA_HOST"] = "chroma"
+    gpu_vars = {**env, **gpu_env(ctx), "LANGDEPLOY_MODEL__BASE_URL": f"http://vllm:{APP_PORT}/v1"}
     files["compose.yaml"] = render_template(
         "compose/compose.yaml.j2",
         ctx,
         context_rel=paths["compose_context_rel"],
         dockerfile_rel=paths["dockerfile_rel"],
-        gpu_env_vars={**ctx.env, **gpu_env(ctx)},
+        app_env_vars=env,
+        gpu_env_vars=gpu_vars,
         hf_fetch_script=_hf_fetch_script(ctx),
         shm_size_bytes=_bytes(ctx.settings.deploy.gpu.shm_size),
         host_models_dir=host_models_dir,

@@ -32,14 +32,17 @@ SECRETS_DIR = "/run/secrets/langdeploy"
 # kernels that reject AMX instructions.
 CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 
-_SECRET_NAME = re.compile(r"(api_?key|token|secret|password|passwd|credential)", re.I)
+_SECRET_NAME = re.compile(
+    r"(^|_)(api_?keys?|token|secret|password|passwd|credentials?|private_key)$", re.I
+)
 # Sections that describe where and how to deploy, not how the app behaves.
 _NOT_RUNTIME = {"app", "deploy"}
 
 
 def is_secret_name(name: str) -> bool:
-    """Whether a settings key or env var name looks like it holds a secret (``*_file`` excepted)."""
-    return bool(_SECRET_NAME.search(name)) and not name.lower().endswith("_file")
+    """Whether a settings key or env var names a secret value (``*_file`` paths are fine)."""
+    last = name.rsplit("__", 1)[-1].rsplit(".", 1)[-1]
+    return bool(_SECRET_NAME.search(last))
 
 
 @dataclass
