@@ -314,7 +314,9 @@ def test_validate_reports_schema_errors_crds_and_weakened_defaults(k8s_dir: Path
     assert "checks failed" in result.output
 
 
-def test_startup_budget_follows_the_settings(tmp_path: Path, render_cli: Callable[..., Path]) -> None:
+def test_startup_budget_follows_the_settings(
+    tmp_path: Path, render_cli: Callable[..., Path]
+) -> None:
     app = make_app(tmp_path / "slow", "[deploy]\nstartup_timeout_s = 1800\ncpu_limit = '3500m'\n")
     docs = kustomize(render_cli(app, "k8s") / "overlays" / "cpu")
     probe = _container(find(docs, "Deployment"), "app")["startupProbe"]
