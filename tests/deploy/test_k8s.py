@@ -323,3 +323,17 @@ def test_startup_budget_follows_the_settings(
     assert probe["periodSeconds"] * probe["failureThreshold"] >= 1800
     assert probe["failureThreshold"] == math.ceil(1800 / probe["periodSeconds"])
     assert find(docs, "ConfigMap")["data"]["LANGDEPLOY_MODEL__N_THREADS"] == "3"
+
+
+def test_namespace_covers_what_overlays_and_components_add(
+    tmp_path: Path, render_cli: Callable[..., Path]
+) -> None:
+    app = make_app(
+        tmp_path / "ns-app",
+        '[server]\nchains = ["chat", "rag"]\n[deploy]\nnamespace = "llm"\nhostname = "a.example.com"\n',
+    )
+    out = render_cli(app, "k8s", "--gpu")
+    for build in (out, out / "overlays" / "cpu", out / "overlays" / "gpu"):
+        docs = kustomize(build)
+        assert {d["metadata"].get("namespace") for d in docs} == {"llm"}, build
+    assert any(d["kind"] == "Ingress" for d in kustomize(out))
