@@ -17,6 +17,7 @@ from langdeploy.deploy.render import DeployTarget, default_out_dir, render_templ
 from langdeploy.errors import ConfigError
 
 VLLM_VM_PORT = 8001
+CHROMA_VM_PORT = 8002
 
 
 def _out_dir(ctx: DeployContext, target: str) -> Path:
@@ -163,8 +164,16 @@ def vm_paths(name: str) -> dict[str, str]:
         "vm_vllm_venv": f"/opt/{name}/vllm-venv",
         "vm_env_file": f"/etc/{name}/{name}.env",
         "vm_hf_fetch": f"/opt/{name}/fetch-vllm-model.py",
+        "vm_chroma_venv": f"/opt/{name}/chroma-venv",
         "vllm_port": str(VLLM_VM_PORT),
+        "chroma_port": str(CHROMA_VM_PORT),
     }
+
+
+def _chroma_package(image: str) -> str:
+    """The chromadb release that matches the Chroma server image of the other targets."""
+    tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
+    return f"chromadb=={tag}" if re.fullmatch(r"\d+(\.\d+)*", tag) else "chromadb"
 
 
 def render_vm(ctx: DeployContext) -> dict[str, str]:
@@ -188,8 +197,18 @@ def render_vm(ctx: DeployContext) -> dict[str, str]:
     if ctx.gpu:
         env.update(gpu_env(ctx))
         env["LANGDEPLOY_MODEL__BASE_URL"] = f"http://127.0.0.1:{VLLM_VM_PORT}/v1"
+    if ctx.rag:
+        env["LANGDEPLOY_RETRIEVAL__CHROMA_HOST"] = "127.0.0.1"
+        env["LANGDEPLOY_RETRIEVAL__CHROMA_PORT"] = str(CHROMA_VM_PORT)
     env["LANGDEPLOY_SERVER__HOST"] = "127.0.0.1"
-    extra: dict[str, Any] = {**paths, "vm_model_path": model_path}
+    # Services the app needs, started before it.
+    unit_deps = [f"{name}-vllm.service"] * ctx.gpu + [f"{name}-chroma.service"] * ctx.rag
+    extra: dict[str, Any] = {
+        **paths,
+        "vm_model_path": model_path,
+        "unit_deps": unit_deps,
+        "chroma_package": _chroma_package(d.chroma_image),
+    }
     unit = render_template("vm/langdeploy.service.j2", ctx, **extra)
     caddyfile = render_template("vm/Caddyfile.j2", ctx, **extra)
     env_text = "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
@@ -223,7 +242,20 @@ def render_vm(ctx: DeployContext) -> dict[str, str]:
         vm_files.append(
             {"path": paths["vm_hf_fetch"], "owner": "root:root", "mode": "0644", "content": fetch}
         )
-    files["user-data"] = render_template("vm/user-data.j2", ctx, vm_files=vm_files, **extra)
+    if ctx.rag:
+        chroma_unit = render_template("vm/chroma.service.j2", ctx, **extra)
+        files[f"{name}-chroma.service"] = chroma_unit
+        vm_files.append(
+            {"path": f"/etc/systemd/system/{name}-chroma.service", "owner": "root:root",
+             "mode": "0644", "content": chroma_unit}
+        )  # fmt: skip
+    files["user-data"] = render_template(
+        "vm/user-data.j2",
+        ctx,
+        vm_files=vm_files,
+        enable_units=[*unit_deps, f"{name}.service"],
+        **extra,
+    )
     return files
 
 

@@ -330,7 +330,13 @@ def test_namespace_covers_what_overlays_and_components_add(
 ) -> None:
     app = make_app(
         tmp_path / "ns-app",
-        '[server]\nchains = ["chat", "rag"]\n[deploy]\nnamespace = "llm"\nhostname = "a.example.com"\n',
+        """
+        [server]
+        chains = ["chat", "rag"]
+        [deploy]
+        namespace = "llm"
+        hostname = "a.example.com"
+        """,
     )
     out = render_cli(app, "k8s", "--gpu")
     for build in (out, out / "overlays" / "cpu", out / "overlays" / "gpu"):

@@ -167,3 +167,31 @@ def test_vm_needs_a_hostname_for_its_certificate(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "deploy.hostname" in result.output and "LANGDEPLOY_DEPLOY__HOSTNAME" in result.output
     assert not (app / "deploy").exists()
+
+
+def test_rag_runs_a_local_chroma_server(tmp_path: Path, render_cli: Callable[..., Path]) -> None:
+    app = make_app(
+        tmp_path / "rag-vm",
+        '[server]\nchains = ["chat", "rag"]\n[deploy]\nhostname = "r.example.com"\n',
+    )
+    out = render_cli(app, "vm")
+    data = user_data(out)
+    files = written(data)
+    chroma = unit_entries(files["/etc/systemd/system/langdeploy-chroma.service"]["content"])
+    exec_start = chroma["Service"]["ExecStart"][0]
+    assert "chroma run" in exec_start and "--host 127.0.0.1 --port 8002" in exec_start
+    assert chroma["Service"]["ProtectSystem"] == ["strict"]
+    env_text = files["/etc/langdeploy/langdeploy.env"]["content"]
+    env = dict(line.split("=", 1) for line in env_text.splitlines())
+    assert env["LANGDEPLOY_RETRIEVAL__CHROMA_HOST"] == "127.0.0.1"
+    assert env["LANGDEPLOY_RETRIEVAL__CHROMA_PORT"] == "8002"
+    app_unit = unit_entries(files["/etc/systemd/system/langdeploy.service"]["content"])
+    assert "langdeploy-chroma.service" in app_unit["Unit"]["After"][0]
+    commands = [" ".join(map(str, c)) for c in data["runcmd"]]
+    assert any("pip install --no-cache-dir chromadb==" in c for c in commands)
+    enables = [c for c in commands if c.startswith("systemctl enable --now")]
+    assert enables == [
+        "systemctl enable --now langdeploy-chroma.service",
+        "systemctl enable --now langdeploy.service",
+    ]
+    assert [r for r in validate_dir(out) if r.status == "fail"] == []
