@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from langdeploy.deploy.context import DeployContext, build_context
@@ -45,12 +44,6 @@ def _yaml_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def _to_yaml(value: Any, indent: int = 0) -> str:
-    text = yaml.safe_dump(value, sort_keys=False, default_flow_style=False).rstrip("\n")
-    pad = " " * indent
-    return "\n".join(pad + line if i else line for i, line in enumerate(text.splitlines()))
-
-
 _env: Environment | None = None
 
 
@@ -66,7 +59,6 @@ def template_env() -> Environment:
             autoescape=False,
         )
         env.filters["q"] = _yaml_value
-        env.filters["to_yaml"] = _to_yaml
         _env = env
     return _env
 

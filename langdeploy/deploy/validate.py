@@ -306,11 +306,23 @@ def check_kustomize(root: Path, kubernetes_version: str) -> list[CheckResult]:
             _missing("kubectl kustomize", str(root), "kubectl", "install kubectl (with Kustomize)")
         ]
     try:
-        import kubernetes_validate.utils  # noqa: F401
+        import kubernetes_validate.utils as kv
     except ImportError:
         validator_missing = True
     else:
         validator_missing = False
+        known = kv.all_versions()
+        if kv.major_minor(kubernetes_version.lstrip("v")) not in {kv.major_minor(v) for v in known}:
+            return [
+                CheckResult(
+                    "kubernetes-validate",
+                    ".",
+                    "fail",
+                    f"no schemas for Kubernetes {kubernetes_version}. Fix: pass one of "
+                    f"{kv.major_minor(known[0])} to {kv.major_minor(known[-1])} "
+                    "(--kubernetes-version or deploy.kubernetes_version).",
+                )
+            ]
     results: list[CheckResult] = []
     seen: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:

@@ -343,3 +343,11 @@ def test_namespace_covers_what_overlays_and_components_add(
         docs = kustomize(build)
         assert {d["metadata"].get("namespace") for d in docs} == {"llm"}, build
     assert any(d["kind"] == "Ingress" for d in kustomize(out))
+
+
+def test_validate_names_supported_kubernetes_versions(k8s_dir: Path) -> None:
+    result = run_cli("deploy", "validate", str(k8s_dir), "--kubernetes-version", "1.12.0")
+    assert result.exit_code == 1 and "1 of 1 checks failed" in result.output
+    [row] = validate_dir(k8s_dir, kubernetes_version="1.12.0")
+    assert row.status == "fail" and "no schemas for Kubernetes 1.12.0" in row.detail
+    assert "--kubernetes-version" in row.detail

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import pytest
 
-from langdeploy.deploy import DeployTarget, deploy_targets, render
+from langdeploy.deploy import DeployTarget, deploy_targets, render, render_files
 from langdeploy.deploy import validate as validate_mod
 from langdeploy.deploy.validate import validate_dir
 from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError
@@ -38,6 +38,10 @@ def test_python_api_renders_and_validates(app_dir: Path, tmp_path: Path) -> None
     assert out == (tmp_path / "k8s").resolve()
     assert "base/deployment.yaml" in files and (out / "base" / "deployment.yaml").is_file()
     assert all(r.ok for r in validate_dir(out))
+    # In memory, the same files and text.
+    in_memory = render_files(settings, "k8s")
+    assert sorted(in_memory) == files
+    assert in_memory["base/deployment.yaml"] == (out / "base" / "deployment.yaml").read_text()
 
 
 def test_default_output_is_the_apps_deploy_folder(app_dir: Path) -> None:
