@@ -261,7 +261,7 @@ def render_vm(ctx: DeployContext) -> dict[str, str]:
 
 BUILTIN_TARGETS = (
     DeployTarget("docker", "Multi-stage Dockerfile (non-root, model baked in) and its ignore file.",
-                 render_docker),
+                 render_docker, gpu_variant=False),
     DeployTarget("compose", "compose.yaml: the app, Chroma for rag, a gpu profile with vLLM.",
                  render_compose),
     DeployTarget("k8s", "Kustomize base and overlays (cpu, gpu, chroma, ingress) for a cluster.",

@@ -34,6 +34,7 @@ class DeployTarget:
     name: str
     description: str
     render: RenderFn
+    gpu_variant: bool = True
 
 
 deploy_targets: Registry[DeployTarget] = Registry("deploy target", "register_deploy_targets")
@@ -70,8 +71,18 @@ def render_template(name: str, ctx: DeployContext, **extra: Any) -> str:
 def render_files(settings: Settings, target: str, *, gpu: bool = False) -> dict[str, str]:
     """The files of ``target`` for these settings, in memory."""
     spec = deploy_targets.get(target)
+    _check_gpu(spec, gpu)
     ctx = build_context(settings, gpu=gpu)
     return spec.render(ctx)
+
+
+def _check_gpu(spec: DeployTarget, gpu: bool) -> None:
+    if gpu and not spec.gpu_variant:
+        with_gpu = [name for name, t in deploy_targets.items() if t.gpu_variant]
+        raise LangdeployError(
+            f"The {spec.name} target has no GPU variant: the GPU variants run vLLM beside the app.",
+            fix=f"Drop --gpu, or use --gpu with one of: {', '.join(with_gpu)}.",
+        )
 
 
 def default_out_dir(settings: Settings, target: str) -> Path:
@@ -89,6 +100,7 @@ def render(
 ) -> tuple[Path, list[str]]:
     """Render ``target`` into ``out`` (which must not exist or be empty). Returns (dir, files)."""
     spec = deploy_targets.get(target)
+    _check_gpu(spec, gpu)
     out = (out or default_out_dir(settings, target)).resolve()
     if out.exists() and not out.is_dir():
         raise LangdeployError(

@@ -78,6 +78,13 @@ def test_unknown_target_names_the_known_ones(app_dir: Path) -> None:
         render(load_settings(app_dir), "helm")
 
 
+def test_docker_has_no_gpu_variant(app_dir: Path) -> None:
+    result = run_cli("deploy", "render", "-t", "docker", "--gpu", "--app-dir", str(app_dir))
+    assert result.exit_code == 1
+    assert "no GPU variant" in result.output and "compose, k8s, vm" in result.output
+    assert not (app_dir / "deploy").exists()
+
+
 def test_existing_non_empty_out_is_left_alone(app_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "taken"
     out.mkdir()
@@ -220,3 +227,50 @@ def test_fetch_model_refuses_other_schemes(tmp_path: Path) -> None:
 
     with pytest.raises(LangdeployError, match="only http"):
         fetch_model("file:///etc/passwd", tmp_path / "m.gguf")
+
+
+VARIANTS = {
+    "openai-upstream": """
+        [server]
+        chains = ["chat", "rag"]
+        [model]
+        backend = "openai"
+        name = "gpt-small"
+        base_url = "https://llm.internal.example.com:8443/v1"
+        [deploy]
+        hostname = "o.example.com"
+        namespace = "team-a"
+        """,
+    "model-file": f"""
+        [model]
+        name = "/srv/models/tiny.gguf"
+        [deploy]
+        hostname = "f.example.com"
+        model_url = "https://models.example.com/tiny.gguf"
+        model_sha256 = "{"b" * 64}"
+        models_access_mode = "ReadWriteOnce"
+        storage_class = "fast"
+        """,
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_target_validates_for_each_variant(tmp_path: Path, variant: str) -> None:
+    app = make_app(tmp_path / variant, VARIANTS[variant])
+    settings = load_settings(app)
+    for target in ("docker", "compose", "k8s", "vm"):
+        for gpu in (False, True):
+            if target == "docker" and gpu:
+                continue
+            out, _ = render(settings, target, tmp_path / "out" / f"{target}-{gpu}", gpu=gpu)
+            failed = [r for r in validate_dir(out) if r.status == "fail"]
+            assert failed == [], (target, gpu, failed)
+
+
+def test_app_package_is_installed_into_the_image(app_dir: Path, tmp_path: Path) -> None:
+    (app_dir / "pyproject.toml").write_text('[project]\nname = "demo"\nversion = "0.1"\n')
+    out, _ = render(load_settings(app_dir), "docker", tmp_path / "docker")
+    text = (out / "Dockerfile").read_text()
+    builder = text.split("AS runtime")[0]
+    assert "COPY . /src" in builder and "RUN pip install /src" in builder
+    assert [r.status for r in validate_dir(out)] == ["pass"]
