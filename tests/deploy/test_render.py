@@ -274,3 +274,15 @@ def test_app_package_is_installed_into_the_image(app_dir: Path, tmp_path: Path) 
     builder = text.split("AS runtime")[0]
     assert "COPY . /src" in builder and "RUN pip install /src" in builder
     assert [r.status for r in validate_dir(out)] == ["pass"]
+
+
+def test_validate_the_whole_deploy_folder(app_dir: Path) -> None:
+    for target in ("docker", "compose", "k8s", "vm"):
+        result = run_cli("deploy", "render", "--target", target, "--app-dir", str(app_dir))
+        assert result.exit_code == 0, result.output
+    results = validate_dir(app_dir / "deploy")
+    subjects = {r.subject.split(":")[0] for r in results}
+    assert {"docker/Dockerfile", "compose/compose.yaml", "k8s", "vm/user-data"} <= subjects
+    assert [r for r in results if r.status == "fail"] == []
+    result = run_cli("deploy", "validate", str(app_dir / "deploy"), "--app-dir", str(app_dir))
+    assert result.exit_code == 0 and "checks passed" in result.output
