@@ -190,9 +190,15 @@ def render_vm(ctx: DeployContext) -> dict[str, str]:
     env = dict(ctx.env)
     model_path = ctx.settings.model.name
     if ctx.model.kind == "file":
-        model_path = (
-            f"/var/lib/{name}/models/{ctx.model.file_name}" if ctx.model.url else model_path
-        )
+        if ctx.model.url:
+            model_path = f"/var/lib/{name}/models/{ctx.model.file_name}"
+        elif not model_path.startswith("/") or model_path.startswith(("/home/", "/root/", "/run/")):
+            raise ConfigError(
+                f"model.name {model_path!r} is not a path the VM's service can read: it must be "
+                "absolute and outside /home, /root and /run (ProtectHome hides those).",
+                fix="Set deploy.model_url so the VM fetches the file once, or give a path such "
+                "as /srv/models/model.gguf.",
+            )
         env["LANGDEPLOY_MODEL__NAME"] = model_path
     if ctx.gpu:
         env.update(gpu_env(ctx))

@@ -195,3 +195,36 @@ def test_rag_runs_a_local_chroma_server(tmp_path: Path, render_cli: Callable[...
         "systemctl enable --now langdeploy.service",
     ]
     assert [r for r in validate_dir(out) if r.status == "fail"] == []
+
+
+def test_model_file_is_fetched_once_by_the_unit(
+    tmp_path: Path, render_cli: Callable[..., Path]
+) -> None:
+    app = make_app(
+        tmp_path / "file-vm",
+        """
+        [model]
+        name = "./models/tiny.gguf"
+        [deploy]
+        hostname = "f.example.com"
+        model_url = "https://models.example.com/tiny.gguf"
+        """,
+    )
+    service = unit_entries((render_cli(app, "vm") / "langdeploy.service").read_text())["Service"]
+    dest = "/var/lib/langdeploy/models/tiny.gguf"
+    assert service["ExecStartPre"] == [
+        f"/opt/langdeploy/venv/bin/langdeploy deploy fetch-model "
+        f"https://models.example.com/tiny.gguf {dest}"
+    ]
+    assert service["TimeoutStartSec"] == ["infinity"]
+    assert service["StateDirectory"] == ["langdeploy"]  # /var/lib/langdeploy: writable, kept
+
+
+def test_model_file_the_service_cannot_read_is_refused(tmp_path: Path) -> None:
+    app = make_app(
+        tmp_path / "home-vm",
+        '[model]\nname = "/home/me/tiny.gguf"\n[deploy]\nhostname = "h.example.com"\n',
+    )
+    result = run_cli("deploy", "render", "--target", "vm", "--app-dir", str(app))
+    assert result.exit_code == 1
+    assert "ProtectHome" in result.output and "deploy.model_url" in result.output
