@@ -324,7 +324,7 @@ def check_kustomize(root: Path, kubernetes_version: str) -> list[CheckResult]:
                 )
             ]
     results: list[CheckResult] = []
-    seen: set[str] = set()
+    outcomes: dict[str, CheckResult | None] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for index, (label, kdir, component) in enumerate(_builds(root)):
             target = kdir
@@ -353,28 +353,28 @@ def check_kustomize(root: Path, kubernetes_version: str) -> list[CheckResult]:
                     _missing("kubernetes-validate", label, "kubernetes-validate", VALIDATOR_EXTRA)
                 )
             else:
-                failures: list[CheckResult] = []
+                # Builds share most objects: validate each once, report each failure once, and
+                # still fail every build that contains a bad object.
+                failing = 0
                 for doc in docs:
                     key = json.dumps(doc, sort_keys=True)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    outcome = _validate_object(doc, kubernetes_version)
-                    if outcome is not None:
-                        if outcome.status == "skip":
+                    if key in outcomes:
+                        outcome = outcomes[key]
+                    else:
+                        outcome = outcomes[key] = _validate_object(doc, kubernetes_version)
+                        if outcome is not None:
                             results.append(outcome)
-                        else:
-                            failures.append(outcome)
-                results.extend(failures)
-                if not failures:
-                    results.append(
-                        CheckResult(
-                            "kubernetes-validate",
-                            label,
-                            "pass",
-                            f"--strict, Kubernetes {kubernetes_version}",
-                        )
+                    failing += outcome is not None and outcome.status == "fail"
+                results.append(
+                    CheckResult(
+                        "kubernetes-validate",
+                        label,
+                        "fail" if failing else "pass",
+                        f"{failing} invalid objects (see their rows)"
+                        if failing
+                        else f"--strict, Kubernetes {kubernetes_version}",
                     )
+                )
             problems = security_problems(docs)
             results.append(
                 CheckResult(
