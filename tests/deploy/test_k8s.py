@@ -357,3 +357,16 @@ def test_validate_names_supported_kubernetes_versions(k8s_dir: Path) -> None:
     [row] = validate_dir(k8s_dir, kubernetes_version="1.12.0")
     assert row.status == "fail" and "no schemas for Kubernetes 1.12.0" in row.detail
     assert "--kubernetes-version" in row.detail
+
+
+def test_read_only_many_volume_is_filled_by_you(
+    tmp_path: Path, render_cli: Callable[..., Path]
+) -> None:
+    app = make_app(
+        tmp_path / "rox-app",
+        '[model]\nname = "/data/tiny.gguf"\n[deploy]\nmodels_access_mode = "ReadOnlyMany"\n',
+    )
+    docs = kustomize(render_cli(app, "k8s") / "overlays" / "cpu")
+    assert find(docs, "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadOnlyMany"]
+    assert "initContainers" not in _pod(find(docs, "Deployment"))  # nothing could write to it
+    assert find(docs, "ConfigMap")["data"]["LANGDEPLOY_MODEL__NAME"] == "/models/tiny.gguf"

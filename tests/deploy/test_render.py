@@ -254,6 +254,7 @@ VARIANTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_target_validates_for_each_variant(tmp_path: Path, variant: str) -> None:
     app = make_app(tmp_path / variant, VARIANTS[variant])
