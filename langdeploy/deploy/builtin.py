@@ -207,11 +207,16 @@ def render_vm(ctx: DeployContext) -> dict[str, str]:
         env["LANGDEPLOY_RETRIEVAL__CHROMA_HOST"] = "127.0.0.1"
         env["LANGDEPLOY_RETRIEVAL__CHROMA_PORT"] = str(CHROMA_VM_PORT)
     env["LANGDEPLOY_SERVER__HOST"] = "127.0.0.1"
+    # An upstream API key comes in as a systemd credential (see the unit), not a container path.
+    api_key_file = None
+    if env.pop("LANGDEPLOY_MODEL__API_KEY_FILE", None) is not None:
+        api_key_file = f"/etc/{name}/model-api-key"
     # Services the app needs, started before it.
     unit_deps = [f"{name}-vllm.service"] * ctx.gpu + [f"{name}-chroma.service"] * ctx.rag
     extra: dict[str, Any] = {
         **paths,
         "vm_model_path": model_path,
+        "vm_api_key_file": api_key_file,
         "unit_deps": unit_deps,
         "chroma_package": _chroma_package(d.chroma_image),
     }

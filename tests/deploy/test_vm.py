@@ -228,3 +228,26 @@ def test_model_file_the_service_cannot_read_is_refused(tmp_path: Path) -> None:
     result = run_cli("deploy", "render", "--target", "vm", "--app-dir", str(app))
     assert result.exit_code == 1
     assert "ProtectHome" in result.output and "deploy.model_url" in result.output
+
+
+def test_upstream_api_key_is_a_systemd_credential(
+    tmp_path: Path, render_cli: Callable[..., Path]
+) -> None:
+    app = make_app(
+        tmp_path / "openai-vm",
+        """
+        [model]
+        backend = "openai"
+        name = "big-model"
+        base_url = "https://llm.example.com/v1"
+        [deploy]
+        hostname = "o.example.com"
+        """,
+    )
+    out = render_cli(app, "vm")
+    service = unit_entries((out / "langdeploy.service").read_text())["Service"]
+    assert service["LoadCredential"] == ["model-api-key:/etc/langdeploy/model-api-key"]
+    assert "LANGDEPLOY_MODEL__API_KEY_FILE=%d/model-api-key" in service["Environment"]
+    env = (out / "langdeploy.env").read_text()
+    assert "API_KEY" not in env and "LANGDEPLOY_MODEL__BASE_URL=https://llm.example.com/v1" in env
+    assert [r for r in validate_dir(out) if r.status == "fail"] == []
