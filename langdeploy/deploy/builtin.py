@@ -170,6 +170,16 @@ def vm_paths(name: str) -> dict[str, str]:
     }
 
 
+def _systemd_quote(value: str) -> str:
+    """A value for a systemd EnvironmentFile, which strips shell-style quotes: keep JSON intact."""
+    if re.fullmatch(r"[A-Za-z0-9_./:,@%+=-]*", value):
+        return value
+    if "'" not in value:
+        return f"'{value}'"
+    escaped = re.sub(r'(["\\$`])', r"\\\1", value)
+    return f'"{escaped}"'
+
+
 def _chroma_package(image: str) -> str:
     """The chromadb release that matches the Chroma server image of the other targets."""
     tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
@@ -222,7 +232,7 @@ def render_vm(ctx: DeployContext) -> dict[str, str]:
     }
     unit = render_template("vm/langdeploy.service.j2", ctx, **extra)
     caddyfile = render_template("vm/Caddyfile.j2", ctx, **extra)
-    env_text = "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
+    env_text = "".join(f"{key}={_systemd_quote(value)}\n" for key, value in sorted(env.items()))
     files: dict[str, str] = {
         f"{name}.service": unit,
         "Caddyfile": caddyfile,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -185,6 +187,9 @@ def test_rag_runs_a_local_chroma_server(tmp_path: Path, render_cli: Callable[...
     env = dict(line.split("=", 1) for line in env_text.splitlines())
     assert env["LANGDEPLOY_RETRIEVAL__CHROMA_HOST"] == "127.0.0.1"
     assert env["LANGDEPLOY_RETRIEVAL__CHROMA_PORT"] == "8002"
+    # systemd strips shell-style quotes from EnvironmentFile values: the JSON list must survive.
+    [chains] = shlex.split(f"LANGDEPLOY_SERVER__CHAINS={env['LANGDEPLOY_SERVER__CHAINS']}")
+    assert json.loads(chains.split("=", 1)[1]) == ["chat", "rag"]
     app_unit = unit_entries(files["/etc/systemd/system/langdeploy.service"]["content"])
     assert "langdeploy-chroma.service" in app_unit["Unit"]["After"][0]
     commands = [" ".join(map(str, c)) for c in data["runcmd"]]
