@@ -96,6 +96,14 @@ def test_existing_non_empty_out_is_left_alone(app_dir: Path, tmp_path: Path) -> 
     assert "exists and is not empty" in result.output and "--out" in result.output
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
 
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    result = run_cli(
+        "deploy", "render", "--target", "k8s", "--app-dir", str(app_dir), "--out", str(a_file)
+    )
+    assert result.exit_code == 1 and "is a file, not a directory" in result.output
+    assert a_file.read_text() == "x"
+
     empty = tmp_path / "empty"
     empty.mkdir()
     run_ok = run_cli(
