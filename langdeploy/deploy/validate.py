@@ -8,6 +8,7 @@
   defaults are checked on the built objects.
 - cloud-init user data: the #cloud-config header and cloud-init's JSON schema (vendored).
 - systemd units: `systemd-analyze verify`, reading stderr too: an unknown key is only a warning.
+- Caddyfile: `caddy validate` where caddy is installed (optional: a skip row says when it is not).
 
 A missing tool is a failed check that names the package to install, never a silent pass.
 """
@@ -148,6 +149,29 @@ def check_units_in_user_data(path: Path, subject: str, units: Iterable[Path]) ->
     if problems:
         return CheckResult("units in user data", subject, "fail", "; ".join(problems))
     return CheckResult("units in user data", subject, "pass", ", ".join(sorted(written)) or "-")
+
+
+# ---------------------------------------------------------------------------------------------
+# Caddy: optional, since the issue's CI tools do not include it; a skip says so.
+
+
+def check_caddyfile(path: Path, subject: str) -> CheckResult:
+    tool = find_tool("caddy")
+    if tool is None:
+        return CheckResult(
+            "caddy validate", subject, "skip", "caddy is not installed here (apt-get install caddy)"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        # Caddy keeps state under $HOME / XDG dirs: keep it out of the user's.
+        env = {"HOME": tmp, "XDG_DATA_HOME": tmp, "XDG_CONFIG_HOME": tmp, "PATH": "/usr/bin:/bin"}
+        proc = subprocess.run(
+            [tool, "validate", "--adapter", "caddyfile", "--config", str(path)],
+            capture_output=True, text=True, timeout=60, check=False, env=env,
+        )  # fmt: skip
+    if proc.returncode != 0:
+        errors = [line for line in proc.stderr.splitlines() if '"level":"info"' not in line]
+        return CheckResult("caddy validate", subject, "fail", _short("\n".join(errors)))
+    return CheckResult("caddy validate", subject, "pass", "valid configuration")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,6 +443,8 @@ def validate_dir(
         prefix = "" if kroot == root else f"{rel(kroot)}: "
         for r in check_kustomize(kroot, kubernetes_version):
             results.append(CheckResult(r.check, prefix + r.subject, r.status, r.detail))
+    for caddyfile in sorted(root.rglob("Caddyfile")):
+        results.append(check_caddyfile(caddyfile, rel(caddyfile)))
     units = sorted(root.rglob("*.service"))
     for unit in units:
         results.append(check_unit(unit, rel(unit)))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from langdeploy.deploy import validate as validate_mod
 from langdeploy.deploy.validate import check_unit, check_user_data, validate_dir
 from tests.deploy.conftest import make_app, run_cli
 
@@ -256,3 +257,22 @@ def test_upstream_api_key_is_a_systemd_credential(
     env = (out / "langdeploy.env").read_text()
     assert "API_KEY" not in env and "LANGDEPLOY_MODEL__BASE_URL=https://llm.example.com/v1" in env
     assert [r for r in validate_dir(out) if r.status == "fail"] == []
+
+
+def test_caddyfile_check_is_optional_and_says_so(
+    vm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(validate_mod, "find_tool", lambda name: None)
+    result = validate_mod.check_caddyfile(vm_dir / "Caddyfile", "Caddyfile")
+    assert result.status == "skip" and "apt-get install caddy" in result.detail
+
+
+@pytest.mark.skipif(validate_mod.find_tool("caddy") is None, reason="caddy is optional")
+def test_caddy_validates_the_rendered_proxy(vm_dir: Path, tmp_path: Path) -> None:
+    assert validate_mod.check_caddyfile(vm_dir / "Caddyfile", "Caddyfile").status == "pass"
+    broken = tmp_path / "Caddyfile"
+    broken.write_text(
+        (vm_dir / "Caddyfile").read_text().replace("flush_interval", "flush_intervall")
+    )
+    result = validate_mod.check_caddyfile(broken, "Caddyfile")
+    assert result.status == "fail" and "flush_intervall" in result.detail
