@@ -61,6 +61,17 @@ def render(
     for name in files:
         console.print(f"  {name}", highlight=False)
     console.print(f"Check them offline with: langdeploy deploy validate {written}")
+    usage = deploy_targets.get(target).usage
+    if usage:
+        console.print("Then: " + usage.format(out=_shown(written)), highlight=False)
+
+
+def _shown(path: Path) -> str:
+    """The path relative to the current directory when it is below it, as a user would type it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 @app.command("validate")

@@ -281,15 +281,33 @@ def render_vm(ctx: DeployContext) -> dict[str, str]:
 
 
 BUILTIN_TARGETS = (
-    DeployTarget("docker", "Multi-stage Dockerfile (non-root, model baked in) and its ignore file.",
-                 render_docker, gpu_variant=False),
-    DeployTarget("compose", "compose.yaml: the app, Chroma for rag, a gpu profile with vLLM.",
-                 render_compose),
-    DeployTarget("k8s", "Kustomize base and overlays (cpu, gpu, chroma, ingress) for a cluster.",
-                 render_k8s),
-    DeployTarget("vm", "cloud-init user-data: virtualenv, hardened systemd unit, Caddy with TLS.",
-                 render_vm),
-)  # fmt: skip
+    DeployTarget(
+        "docker",
+        "Multi-stage Dockerfile (non-root, model baked in) and its ignore file.",
+        render_docker,
+        gpu_variant=False,
+        usage="From the app directory: docker build -f {out}/Dockerfile -t IMAGE .",
+    ),
+    DeployTarget(
+        "compose",
+        "compose.yaml: the app, Chroma for rag, a gpu profile with vLLM.",
+        render_compose,
+        usage="docker compose -f {out}/compose.yaml up --build "
+        "(COMPOSE_PROFILES=gpu for the vLLM variant)",
+    ),
+    DeployTarget(
+        "k8s",
+        "Kustomize base and overlays (cpu, gpu, chroma, ingress) for a cluster.",
+        render_k8s,
+        usage="kubectl apply -k {out} (or -k {out}/overlays/cpu, {out}/overlays/gpu)",
+    ),
+    DeployTarget(
+        "vm",
+        "cloud-init user-data: virtualenv, hardened systemd unit, Caddy with TLS.",
+        render_vm,
+        usage="Give {out}/user-data to the VM as its user data (cloud-init).",
+    ),
+)
 
 
 def register_deploy_targets(register: Callable[..., None]) -> None:

@@ -35,6 +35,8 @@ class DeployTarget:
     description: str
     render: RenderFn
     gpu_variant: bool = True
+    # What to run next, shown after rendering; {out} is the output directory.
+    usage: str = ""
 
 
 deploy_targets: Registry[DeployTarget] = Registry("deploy target", "register_deploy_targets")

@@ -61,6 +61,7 @@ def test_render_from_inside_the_app_like_a_user(app_dir: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert (app_dir / "deploy" / "k8s" / "base" / "deployment.yaml").is_file()
+    assert "kubectl apply -k deploy/k8s" in proc.stdout
     proc = subprocess.run(
         [*cmd, "validate", "deploy/k8s"],
         cwd=app_dir, env=env, capture_output=True, text=True, check=False,
