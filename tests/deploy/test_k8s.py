@@ -228,6 +228,16 @@ def test_model_file_fills_a_shared_volume_once(
     assert {"port": 443, "protocol": "TCP"} in netpol["spec"]["egress"][-1]["ports"]
     assert security_problems(docs) == []
 
+    # On the GPU overlay vLLM serves the model: the app's volume and fetch step are gone.
+    gpu = kustomize(render_cli(app, "k8s", out=tmp_path / "gpu") / "overlays" / "gpu")
+    claims = {d["metadata"]["name"] for d in gpu if d["kind"] == "PersistentVolumeClaim"}
+    assert claims == {"langdeploy-vllm-models"}
+    app_pod = _pod(find(gpu, "Deployment", "langdeploy"))
+    assert "initContainers" not in app_pod
+    assert "models" not in {v["name"] for v in app_pod["volumes"]}
+    assert "models" not in {m["name"] for m in app_pod["containers"][0]["volumeMounts"]}
+    assert find(gpu, "ConfigMap")["data"]["LANGDEPLOY_MODEL__BACKEND"] == "openai"
+
 
 def test_read_write_once_volume_keeps_replicas_on_one_node(
     tmp_path: Path, render_cli: Callable[..., Path]
