@@ -172,6 +172,96 @@ class AppSettings(_Section):
     )
 
 
+class GpuDeploySettings(_Section):
+    """The GPU variant of the deploy manifests: a vLLM OpenAI-compatible server."""
+
+    vllm_image: str = Field(
+        "vllm/vllm-openai:v0.11.0", min_length=1, description="vLLM server image (k8s, compose)."
+    )
+    vllm_version: str = Field(
+        "0.11.0", min_length=1, description="vLLM version pip-installs on the VM variant."
+    )
+    model: str = Field(
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        min_length=1,
+        description="Model vLLM serves (a Hugging Face repo id); fetched once onto a volume.",
+    )
+    served_model_name: str = Field(
+        "smollm2-135m", min_length=1, description="Name the app sends as model.name to vLLM."
+    )
+    count: int = Field(1, ge=1, le=16, description="GPUs per vLLM replica.")
+    memory: str = Field("24Gi", min_length=1, description="Memory limit of the vLLM container.")
+    shm_size: str = Field("8Gi", min_length=1, description="Size of /dev/shm for vLLM.")
+    node_selector: dict[str, str] = Field(
+        default_factory=lambda: {"nvidia.com/gpu.present": "true"},
+        description="Node labels vLLM pods must match (GPU feature discovery sets this one).",
+    )
+    startup_timeout_s: int = Field(
+        1800, ge=60, le=86400, description="Time vLLM may take to fetch and load its model."
+    )
+
+
+class DeploySettings(_Section):
+    """What `langdeploy deploy render` writes: images, sizes, hostnames."""
+
+    name: str = Field(
+        "langdeploy",
+        pattern=r"^[a-z]([-a-z0-9]{0,40}[a-z0-9])?$",
+        description="Name of the app's objects (Deployment, Service, unit, user).",
+    )
+    image: str = Field(
+        "langdeploy-app:latest", min_length=1, description="The app's container image."
+    )
+    package: str = Field(
+        "langdeploy[local]",
+        min_length=1,
+        description="pip requirement that installs langdeploy (and the bundled models).",
+    )
+    python_image: str = Field(
+        "python:3.11-slim-bookworm", min_length=1, description="Base image of the Dockerfile."
+    )
+    kubernetes_version: str = Field(
+        "1.30.0", pattern=r"^1\.\d+\.\d+$", description="Kubernetes version the manifests target."
+    )
+    namespace: str | None = Field(None, description="Namespace for the k8s objects; default: none.")
+    replicas: int = Field(2, ge=1, le=1000, description="Replicas; the HPA scales from here.")
+    max_replicas: int = Field(6, ge=1, le=1000, description="Most replicas the HPA starts.")
+    cpu_request: str = Field("1", min_length=1, description="CPU request of the app container.")
+    cpu_limit: str = Field("2", min_length=1, description="CPU limit of the app container.")
+    memory_request: str = Field("1Gi", min_length=1, description="Memory request of the app.")
+    memory_limit: str = Field("2Gi", min_length=1, description="Memory limit of the app.")
+    startup_timeout_s: int = Field(
+        600, ge=30, le=86400, description="Time the app may take to load its model before restarts."
+    )
+    request_timeout_s: int = Field(
+        3600, ge=60, le=86400, description="Proxy and ingress read timeout for long streams."
+    )
+    hostname: str | None = Field(
+        None, description="Public hostname: the Ingress host and the VM's TLS certificate name."
+    )
+    tls_email: str | None = Field(None, description="ACME account e-mail for the VM's certificate.")
+    model_url: str | None = Field(
+        None, description="https URL of the .gguf file that fills the models volume once."
+    )
+    model_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="Expected SHA-256 of the model_url file."
+    )
+    models_size: str = Field("10Gi", min_length=1, description="Size of the models volume.")
+    models_access_mode: Literal["ReadWriteMany", "ReadWriteOnce", "ReadOnlyMany"] = Field(
+        "ReadWriteMany",
+        description="Access mode of the app's models volume; "
+        "ReadWriteOnce pins replicas to one node.",
+    )
+    storage_class: str | None = Field(
+        None, description="StorageClass of the volumes; default: the cluster's default."
+    )
+    ingress_class: str = Field("nginx", min_length=1, description="IngressClass of the Ingress.")
+    chroma_image: str = Field(
+        "chromadb/chroma:1.0.20", min_length=1, description="Chroma server image, for rag."
+    )
+    gpu: GpuDeploySettings = Field(default_factory=GpuDeploySettings)
+
+
 class Settings(BaseSettings):
     """Everything langdeploy can be told."""
 
@@ -190,6 +280,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     summarize: SummarizeSettings = Field(default_factory=SummarizeSettings)
     app: AppSettings = Field(default_factory=AppSettings)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
 
     @classmethod
     def settings_customise_sources(
