@@ -61,6 +61,11 @@ class ModelHandle(ABC):
     @abstractmethod
     def count_tokens(self, text: str) -> int: ...
 
+    @property
+    def capacity(self) -> int:
+        """Requests that may be in flight (running plus waiting) before new ones get 429."""
+        return 64
+
     def check_admission(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Raise a ServiceUnavailable subclass when a new request would be refused."""
 
@@ -105,6 +110,11 @@ class LocalModel(ModelHandle):
 
     def count_tokens(self, text: str) -> int:
         return self.engine.count_tokens(text)
+
+    @property
+    def capacity(self) -> int:
+        # One generating, queue_size waiting.
+        return self.engine.settings.queue_size + 1
 
     def check_admission(self) -> None:
         self.engine.check_admission()
@@ -168,6 +178,10 @@ class OpenAIModel(ModelHandle):
     def not_ready_reason(self) -> str:
         return f"The upstream model server is not answering: {self._probe.last_error}."
 
+    @property
+    def capacity(self) -> int:
+        return self.settings.max_concurrency + self.settings.queue_size
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -218,6 +232,10 @@ class FallbackModel(ModelHandle):
 
     def not_ready_reason(self) -> str:
         return " ".join(h.not_ready_reason() for h in self.handles)
+
+    @property
+    def capacity(self) -> int:
+        return self.handles[0].capacity
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -26,6 +26,7 @@ from langdeploy import __version__
 from langdeploy.chains.registry import ChainContext, chain_registry
 from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError
 from langdeploy.models.factory import ModelHandle, build_model
+from langdeploy.serve.admission import AdmissionLimit
 from langdeploy.serve.errors import error_body, install_error_handlers
 from langdeploy.serve.openai_facade import build_router
 from langdeploy.settings import Settings
@@ -97,6 +98,7 @@ def create_app(
     app.state.model = handle
     app.state.chain_paths = {spec.name: f"/{spec.name}" for spec in specs}
     install_error_handlers(app)
+    app.add_middleware(AdmissionLimit, limit=lambda: handle.capacity)
 
     @app.middleware("http")
     async def request_id(
