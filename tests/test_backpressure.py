@@ -50,3 +50,27 @@ def test_full_queue_gets_429_and_admitted_streams_complete(
         else:
             names = [e for e, _ in parse_sse(text)]
             assert names[-1] == "end" and "error" not in names
+
+
+def test_bench_cli_reports_p95_against_a_live_server(
+    small_queue_server: UvicornThread, tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from langdeploy.cli import app
+
+    out = tmp_path / "bench.json"
+    r = CliRunner().invoke(
+        app,
+        ["bench", "--url", small_queue_server.url, "--requests", "4", "--concurrency", "2",
+         "--max-tokens", "8", "--out", str(out)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "p95" in r.output
+    data = json.loads(out.read_text())
+    assert data["summary"]["requests"] == 4 and data["summary"]["errors"] == 0
+    assert data["summary"]["ttft_p95_s"] > 0
+    # max_tokens went through LangServe's per-request config.
+    assert all(0 < req["tokens"] <= 8 for req in data["requests"])
