@@ -19,7 +19,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint fmt bench bench-guards install install-dev clean
+.PHONY: serve test lint fmt bench bench-params install install-dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ test: lint
 
 bench: install-dev
 	$(PY) benchmarks/serving.py
+
+bench-params: install-dev
+	$(PY) benchmarks/params.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
