@@ -31,6 +31,8 @@ def prompt() -> list[dict[str, str]]:
     global _runs
     _runs += 1
     return [{"role": "user", "content": f"Story {_runs}. {PROMPT}"}]
+
+
 BASE = GenParams(temperature=0.7, top_k=40, top_p=0.95, max_tokens=96, seed=42)
 SWEEPS: dict[str, list[Any]] = {
     "temperature": [0.0, 0.7, 1.5],

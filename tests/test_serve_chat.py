@@ -83,6 +83,8 @@ def test_playgrounds_answer(client: TestClient) -> None:
         ({"input": {"messages": []}}, "at least 1"),  # empty list
         ({"input": {"messages": [{"type": "nope", "content": "x"}]}}, "messages"),
         ({}, "input"),  # no input at all
+        ({"input": {"messages": [3]}}, "must be an object"),
+        ({"input": {"messages": [["wizard", "hi"]]}}, "unknown message role"),
     ],
 )
 def test_bad_input_is_a_clear_4xx(client: TestClient, body: dict[str, object], needle: str) -> None:
@@ -130,7 +132,8 @@ def test_summarize_long_text_calls_model_several_times(
 
 def test_remote_runnable_against_uvicorn(live_server: UvicornThread) -> None:
     chat = RemoteRunnable(f"{live_server.url}/chat")
-    msg = {"messages": [{"type": "human", "content": "Name a colour."}]}
+    # The README's form: (role, content) pairs.
+    msg = {"messages": [("human", "Name a colour.")]}
     out = chat.invoke(msg)
     assert out.type == "ai" and out.content
     chunks = list(chat.stream(msg))
