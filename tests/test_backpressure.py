@@ -53,7 +53,7 @@ def test_full_queue_gets_429_and_admitted_streams_complete(
 
 
 def test_bench_cli_reports_p95_against_a_live_server(
-    small_queue_server: UvicornThread, tmp_path: Path
+    live_server: UvicornThread, tmp_path: Path
 ) -> None:
     import json
 
@@ -64,7 +64,7 @@ def test_bench_cli_reports_p95_against_a_live_server(
     out = tmp_path / "bench.json"
     r = CliRunner().invoke(
         app,
-        ["bench", "--url", small_queue_server.url, "--requests", "4", "--concurrency", "2",
+        ["bench", "--url", live_server.url, "--requests", "4", "--concurrency", "2",
          "--max-tokens", "8", "--out", str(out)],
     )  # fmt: skip
     assert r.exit_code == 0, r.output

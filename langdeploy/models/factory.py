@@ -151,9 +151,9 @@ class OpenAIModel(ModelHandle):
 
         self.name = settings.name
         self.settings = settings
-        self.base_model = build_openai_chat(settings)
-        self._chat = configurable(self.base_model, stop_field="stop")
         self._probe = UpstreamProbe(settings)
+        self.base_model = build_openai_chat(settings, on_failure=self._probe.invalidate)
+        self._chat = configurable(self.base_model, stop_field="stop")
         self._estimate = estimate_tokens
 
     @property

@@ -13,7 +13,7 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -65,6 +65,16 @@ if ChatOpenAI is not None:
         max_concurrency: int = 32
         _sync_sem: threading.BoundedSemaphore = PrivateAttr()
         _async_sem: asyncio.Semaphore = PrivateAttr()
+        # Told when a request finds the upstream down, so /readyz need not wait for its cache.
+        _on_failure: Callable[[], None] | None = PrivateAttr(default=None)
+
+        def on_upstream_failure(self, callback: Callable[[], None]) -> None:
+            self._on_failure = callback
+
+        def _failed(self, exc: Exception) -> UpstreamUnavailable:
+            if self._on_failure is not None:
+                self._on_failure()
+            return _upstream_error(exc, str(self.openai_api_base))
 
         def model_post_init(self, context: Any) -> None:
             super().model_post_init(context)
@@ -94,7 +104,7 @@ if ChatOpenAI is not None:
                     return super()._generate(messages, stop, run_manager, **kwargs)
                 except Exception as exc:
                     if _is_upstream_failure(exc):
-                        raise _upstream_error(exc, str(self.openai_api_base)) from None
+                        raise self._failed(exc) from None
                     raise
 
         def _stream(
@@ -109,7 +119,7 @@ if ChatOpenAI is not None:
                     yield from super()._stream(messages, stop, run_manager, **kwargs)
                 except Exception as exc:
                     if _is_upstream_failure(exc):
-                        raise _upstream_error(exc, str(self.openai_api_base)) from None
+                        raise self._failed(exc) from None
                     raise
 
         async def _agenerate(
@@ -124,7 +134,7 @@ if ChatOpenAI is not None:
                     return await super()._agenerate(messages, stop, run_manager, **kwargs)
                 except Exception as exc:
                     if _is_upstream_failure(exc):
-                        raise _upstream_error(exc, str(self.openai_api_base)) from None
+                        raise self._failed(exc) from None
                     raise
 
         async def _astream(
@@ -140,7 +150,7 @@ if ChatOpenAI is not None:
                         yield chunk
                 except Exception as exc:
                     if _is_upstream_failure(exc):
-                        raise _upstream_error(exc, str(self.openai_api_base)) from None
+                        raise self._failed(exc) from None
                     raise
 
 
@@ -160,7 +170,9 @@ def read_api_key(settings: BackendSettings) -> str:
     return "no-key"
 
 
-def build_openai_chat(settings: BackendSettings) -> BaseChatModel:
+def build_openai_chat(
+    settings: BackendSettings, on_failure: Callable[[], None] | None = None
+) -> BaseChatModel:
     if ChatOpenAI is None:
         raise MissingDependencyError("langchain_openai", "openai")
     if not settings.base_url:
@@ -184,7 +196,10 @@ def build_openai_chat(settings: BackendSettings) -> BaseChatModel:
     }
     if settings.seed >= 0:
         kwargs["seed"] = settings.seed
-    return ChatOpenAICompat(**kwargs)
+    chat = ChatOpenAICompat(**kwargs)
+    if on_failure is not None:
+        chat.on_upstream_failure(on_failure)
+    return chat
 
 
 class UpstreamProbe:
@@ -197,6 +212,10 @@ class UpstreamProbe:
         self._checked = 0.0
         self._ok = False
         self.last_error: str | None = None
+
+    def invalidate(self) -> None:
+        """Forget the cached answer: the next check asks the upstream again."""
+        self._checked = 0.0
 
     def __call__(self) -> bool:
         now = time.monotonic()
