@@ -1,0 +1,184 @@
+"""Prompt injection and jailbreak detection, in English, French, Spanish and German.
+
+Two layers, both offline and CPU-only:
+
+1. Heuristics on the normalised text (see normalize.py: spacing, leet, look-alikes, invisible
+   characters, base64/hex payloads): instruction overrides, role reassignment, jailbreak
+   personas, prompt-leak requests, fake system/delimiter tags, restriction bypass.
+2. A logistic-regression classifier over hashed character n-grams, which also takes the
+   heuristic hits as features (so it learns, for example, that quoting an attack to ask about
+   it is not an attack).
+
+The same guard scans retrieved documents (stage ``retrieval``) for indirect injection.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from langdeploy.guards import classifier
+from langdeploy.guards.base import Action, Finding, Guard, GuardContext, GuardOptions, Stage
+from langdeploy.guards.normalize import analysis_text, decode_embedded, decode_tags, has_invisible
+
+_ANY = r"(?:\w+ ){0,3}"
+
+HEURISTICS: dict[str, re.Pattern[str]] = {
+    "override": re.compile(
+        r"\b(?:ignore|ignoring|disregard|forget|skip|override|bypass|drop|discard|abandon|"
+        r"set aside|throw away|erase|delete|cancel|neglect)\b (?:\w+ ){0,4}(?:previous|prior|"
+        r"above|earlier|preceding|initial|original|system|existing|former|old|given|all|your|"
+        r"these|those|the) (?:\w+ ){0,2}(?:instructions?|prompts?|rules|directions|guidelines|"
+        r"directives|context|messages|commands|orders|programming|constraints|restrictions|"
+        r"policies|guardrails|safeguards|filters|settings|training)\b"
+        # French
+        r"|\b(?:ignore[zr]?|oublie[zr]?|neglige[zr]?|ne tiens pas compte|fais abstraction)\b "
+        r"(?:\w+ ){0,4}(?:instructions?|consignes|regles|directives|messages|ordres|"
+        r"indications|contraintes)\b"
+        # Spanish
+        r"|\b(?:ignora[rd]?|ignore|olvida[rd]?|olvide|omite|omitir|descarta[r]?|pasa por alto|"
+        r"haz caso omiso)\b (?:\w+ ){0,4}(?:instrucciones|indicaciones|reglas|normas|"
+        r"directrices|mensajes|ordenes|restricciones)\b"
+        # German
+        r"|\b(?:ignoriere|ignorier|ignorieren|vergiss|vergessen|missachte|verwirf|uberschreibe)\b"
+        r" (?:\w+ ){0,4}(?:anweisungen|instruktionen|regeln|vorgaben|befehle|richtlinien|"
+        r"anordnungen|einschrankungen|nachrichten|systemanweisung\w*)\b"
+    ),
+    "new_instructions": re.compile(
+        r"\b(?:new|updated|real|actual|true|revised|override) (?:system )?(?:instructions?|"
+        r"rules|directive|task|orders?|prompt)\b ?:?|\bfrom now on\b|\bstarting now\b|"
+        r"\bnouvelles? (?:instructions?|consignes|regles)\b|\ba partir de maintenant\b|"
+        r"\bdesormais\b|\bnuevas instrucciones\b|\ba partir de ahora\b|\bde ahora en adelante\b|"
+        r"\bneue (?:anweisungen|regeln|aufgabe)\b|\bab (?:jetzt|sofort)\b|\bvon nun an\b"
+    ),
+    "role_reassign": re.compile(
+        r"\byou are (?:now|no longer|not) (?:\w+ ){0,3}|\byou(?:'re| are) (?:free|freed|"
+        r"liberated|unchained|unleashed)\b|\bact as (?:an? )?(?:unrestricted|unfiltered|"
+        r"uncensored|evil|rogue|jailbroken|amoral)\b|\bpretend (?:that )?(?:you are|you're|to be)"
+        r" (?:\w+ ){0,4}(?:without|with no|no longer|that (?:has|have) no|unrestricted|"
+        r"uncensored|unfiltered|evil)\b|\btu es (?:maintenant|desormais|a present)\b|"
+        r"\bfais comme si tu (?:n'?)?(?:etais|avais)\b|\bjoue le role d'?une? (?:ia|assistant) "
+        r"(?:sans|libre)|\b(?:ahora|ya no) eres\b|\bfinge (?:que eres|ser)\b|\bactua como "
+        r"(?:una? )?(?:ia|asistente|modelo) sin\b|\bdu bist (?:jetzt|nun|ab sofort|ab jetzt|"
+        r"nicht mehr)\b|\btu so,? als (?:ob|waerst|warst)\b|\bspiele? (?:eine[n]? )?(?:ki|"
+        r"assistenten) ohne\b"
+    ),
+    "jailbreak_persona": re.compile(
+        r"\bdan\b|\bdo anything now\b|\bdeveloper mode (?:enabled|activated|on|output|"
+        r"response)|\benable developer mode\b|\bjailbr(?:eak|oken)\b|\bgodmode\b|\bgod mode\b|"
+        r"\bstay in character\b|\bnever break character\b|\bevil (?:ai|assistant|confidant|twin|"
+        r"bot|mode)\b|\baim\b (?:always intelligent|machiavellian)|\bunfiltered\b|\bamoral\b|"
+        r"\bno (?:ethical|moral) (?:guidelines|rules|constraints|limits)\b|\bopposite mode\b|"
+        r"\bmode developpeur\b|\bmodo (?:desarrollador|sin restricciones|dios)\b|"
+        r"\bentwicklermodus\b|\bsans filtre\b|\bsin filtros?\b|\bohne filter\b"
+    ),
+    "prompt_leak": re.compile(
+        r"\b(?:reveal|print|show|repeat|output|display|tell me|give me|share|dump|leak|write "
+        r"out|recite|spell out|what (?:is|are|was|were))\b (?:\w+ ){0,4}(?:your|the|its) "
+        r"(?:\w+ ){0,2}(?:system prompt|system message|initial (?:prompt|instructions)|hidden "
+        r"(?:prompt|instructions)|original (?:prompt|instructions)|(?:secret|internal) "
+        r"instructions|pre-?prompt|instructions above|confidential instructions)\b|"
+        r"\b(?:text|words|everything) (?:above|before) (?:this|the first)\b|"
+        r"\b(?:revele|affiche|montre|repete|donne)[sz]?(?:-moi)? (?:\w+ ){0,3}(?:ton|tes|le|les|"
+        r"votre|vos) (?:\w+ ){0,2}(?:prompt|invite|instructions|consignes) (?:systeme|initiales?|"
+        r"cachees?|secretes?)\b|\b(?:revela|muestra|muestrame|repite|dime|imprime)\b (?:\w+ )"
+        r"{0,3}(?:tu|tus|el|las|los) (?:\w+ ){0,2}(?:prompt|mensaje|instrucciones) (?:del "
+        r"sistema|de sistema|iniciales|ocultas|secretas|originales)\b|\b(?:zeige?|gib|wiederhole|"
+        r"verrate|nenne|drucke)\b (?:\w+ ){0,3}(?:deinen|deine|den|die|mir) (?:\w+ ){0,2}"
+        r"(?:systemprompt|system prompt|systemanweisung\w*|anfangsanweisung\w*|versteckten "
+        r"anweisungen|geheimen anweisungen|ursprunglichen anweisungen)\b"
+    ),
+    "fake_tags": re.compile(
+        r"<\|?(?:im_start|im_end|system|endoftext|eot_id|start_header_id|end_header_id|"
+        r"assistant|user)\|?>|\[/?inst\]|<</?sys>>|### ?(?:system|instruction|new instructions)"
+        r"\b|</?(?:system|sys|instructions?|admin|root)>|\[(?:system|admin)(?: message)?\]|"
+        r"\bbegin (?:system|admin) (?:prompt|message|override)\b|\bend of (?:user )?input\b|"
+        r"\b(?:system|admin|developer) (?:override|message|note|update)\s*:|^\s*system\s*:|"
+        r"\n\s*system\s*:|\brole\W+system\b"
+    ),
+    "restriction_bypass": re.compile(
+        r"\b(?:without|with no|free of|free from|no) (?:any |your |the |all )?(?:\w+ )?"
+        r"(?:restrictions|limitations|limits|filters|filtering|censorship|safeguards|guardrails|"
+        r"rules|boundaries|refusals?|content polic(?:y|ies)|safety)\b|\bbypass (?:\w+ ){0,2}"
+        r"(?:filters?|safety|moderation|restrictions|guardrails|censorship)\b|\bsans (?:aucune? )?"
+        r"(?:restrictions?|limites?|censure|regles)\b|\bsin (?:ninguna )?(?:restricciones|"
+        r"limites|censura|reglas)\b|\bohne (?:jegliche |irgendwelche )?(?:einschrankungen|"
+        r"beschrankungen|zensur|regeln|grenzen)\b"
+    ),
+    "mention": re.compile(
+        r"\b(?:what (?:is|are)|explain|define|describe|how (?:do|does|can|to)|why (?:do|does|are|"
+        r"is)|examples? of|research|paper|article|defend|defen[cs]e|detect|detection|mitigate|"
+        r"prevent|protect|classif\w+|attack(?:s|ers)?|vulnerab\w+|security|owasp|red.?team\w*|"
+        r"qu'?est-ce|comment|expliquer?|que es|como|was ist|wie|erklare)\b"
+    ),
+    "quoted": re.compile(r"[\"'“”«»`].{3,120}?[\"'“”«»`]"),
+}
+FEATURES = (*HEURISTICS, "encoded_payload", "invisible_chars", "obfuscated")
+STRONG = ("override", "prompt_leak", "fake_tags", "jailbreak_persona")
+
+
+def heuristic_features(text: str) -> tuple[np.ndarray, str]:
+    """Heuristic hits (counts, capped) and the analysis text they ran on."""
+    analysed = analysis_text(text)
+    values = []
+    for name, pattern in HEURISTICS.items():
+        source = text.lower() if name in ("quoted",) else analysed
+        values.append(min(2.0, float(len(pattern.findall(source)))))
+    decoded = decode_embedded(text)
+    payload = 0.0
+    if decoded:
+        joined = " ".join(analysis_text(d) for d in decoded)
+        payload = float(any(HEURISTICS[n].search(joined) for n in (*STRONG, "role_reassign")))
+    values.append(payload)
+    values.append(1.0 if has_invisible(text) or decode_tags(text) else 0.0)
+    plain = re.sub(r"\s+", " ", text.lower())
+    values.append(1.0 if analysed.replace(" ", "") != re.sub(r"\W+", "", plain) and
+                  any(HEURISTICS[n].search(analysed) for n in STRONG) and
+                  not any(HEURISTICS[n].search(plain) for n in STRONG) else 0.0)  # fmt: skip
+    return np.asarray(values, dtype=np.float64), analysed
+
+
+class InjectionOptions(GuardOptions):
+    threshold: float | None = Field(
+        None, gt=0.0, lt=1.0, description="Probability above which text is an attack; "
+        "default: the threshold stored with the model (chosen on the training split).",
+    )
+
+
+class PromptInjectionGuard(Guard):
+    name = "prompt_injection"
+    description = ("Prompt injection and jailbreaks (EN/FR/ES/DE): heuristics on normalised text "
+                   "plus a hashed n-gram logistic regression shipped with the package.")  # fmt: skip
+    default_action: ClassVar[Action] = "block"
+    allowed_actions: ClassVar[tuple[Action, ...]] = ("block", "warn")
+    Options = InjectionOptions
+    stages: ClassVar[tuple[Stage, ...]] = ("input", "retrieval")
+    lookahead = None
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.model = classifier.bundled_model()
+        assert isinstance(self.options, InjectionOptions)
+        self.threshold = self.options.threshold or self.model.threshold
+
+    def score(self, text: str) -> float:
+        if not text.strip():
+            return 0.0
+        features, analysed = heuristic_features(text)
+        return self.model.probability(analysed, features)
+
+    def scan(self, text: str, ctx: GuardContext) -> list[Finding]:
+        p = self.score(text)
+        if p < self.threshold:
+            return []
+        category = "indirect_injection" if ctx.stage == "retrieval" else "prompt_injection"
+        return [Finding(category, 0, len(text), score=p)]
+
+    def message(self, finding: Finding) -> str:
+        if finding.category == "indirect_injection":
+            return "A retrieved document looks like it carries instructions for the model."
+        return ("The request looks like a prompt-injection or jailbreak attempt and was not "
+                "processed.")  # fmt: skip

@@ -1,0 +1,115 @@
+"""Text normalisation against obfuscation, shared by the injection, topic and toxicity guards.
+
+Attackers write ``I g n o r e``, ``1gn0r3``, ``ｉｇｎｏｒｅ``, Cyrillic look-alikes, zero-width joiners,
+Unicode tag characters (invisible ASCII) and base64. Everything here is a pure function of the
+text, and fast: str.translate and a handful of compiled regexes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+
+ZERO_WIDTH = "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u180e\u00ad\u034f"
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+TAG_START, TAG_END = 0xE0000, 0xE007F
+
+# Cyrillic and Greek letters that look like Latin ones.
+CONFUSABLES = str.maketrans(
+    "аеорсхуіјѕԁɡһкмтвнАЕОРСХУІЈЅКМТВНαεορτνκιΑΕΟΡΤΝΚΙΒΜΖΗ",
+    "aeopcxyijsdghkmtbhAEOPCXYIJSKMTBHaeoptvkiAEOPTNKIBMZH",
+)
+LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
+                      "$": "s", "!": "i", "|": "l", "€": "e", "8": "b"})  # fmt: skip
+_DROP = str.maketrans("", "", ZERO_WIDTH + BIDI)
+# Single characters separated by spaces, dots, dashes, underscores or stars: "i g n o r e".
+_SPACED = re.compile(r"(?<![\w])(?:[^\W_][ .\-_*/|]{1,3}){3,}[^\W_](?![\w])")
+_SEP = re.compile(r"[ .\-_*/|]+")
+_LEET_TOKEN = re.compile(r"\b(?=\w*[a-z])(?=\w*[0-9@$!|€])[\w@$!|€]+")
+_NON_WORD = re.compile(r"[^\w<>|\[\]#:/{}]+")
+_B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+_HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[ :]?){12,}\b")
+
+
+def decode_tags(text: str) -> str:
+    """The ASCII hidden in Unicode tag characters (U+E0020..U+E007E), or ''."""
+    return "".join(
+        chr(ord(c) - TAG_START) for c in text if TAG_START + 0x20 <= ord(c) <= TAG_START + 0x7E
+    )
+
+
+def has_invisible(text: str) -> bool:
+    return any(c in ZERO_WIDTH or c in BIDI or TAG_START <= ord(c) <= TAG_END for c in text)
+
+
+def strip_accents(text: str) -> str:
+    text = text.replace("ß", "ss")
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _unspace(match: re.Match[str]) -> str:
+    return _SEP.sub("", match.group())
+
+
+def decode_embedded(text: str, limit: int = 8) -> list[str]:
+    """Readable text hidden in base64 or hex runs (at most ``limit`` runs, one level deep)."""
+    out: list[str] = []
+    for m in _B64.finditer(text):
+        token = m.group()
+        if len(out) >= limit:
+            break
+        if token.isalpha() and (token.islower() or token.isupper()):
+            continue  # a long plain word, not base64
+        padded = token + "=" * (-len(token) % 4)
+        try:
+            raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        decoded = _printable(raw)
+        if decoded:
+            out.append(decoded)
+    if len(out) < limit:
+        for m in _HEX.finditer(text):
+            try:
+                raw = bytes.fromhex(re.sub(r"[ :]", "", m.group()))
+            except ValueError:
+                continue
+            decoded = _printable(raw)
+            if decoded:
+                out.append(decoded)
+    return out
+
+
+def _printable(raw: bytes) -> str:
+    try:
+        s = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    if len(s) < 6:
+        return ""
+    good = sum(ch.isalpha() or ch == " " for ch in s)
+    return s if good / len(s) >= 0.8 and " " in s else ""
+
+
+def normalize(text: str) -> str:
+    """Lower-case, accent-free, de-obfuscated text; one space between words."""
+    hidden = decode_tags(text)
+    if hidden:
+        text = text + " " + hidden
+    text = unicodedata.normalize("NFKC", text).translate(_DROP).translate(CONFUSABLES)
+    text = strip_accents(text).lower()
+    text = _SPACED.sub(_unspace, text)
+    text = _LEET_TOKEN.sub(lambda m: m.group().translate(LEET), text)
+    return _NON_WORD.sub(" ", text).strip()
+
+
+def analysis_text(text: str) -> str:
+    """The normalised text plus the normalised content of any base64/hex it carries."""
+    extra = decode_embedded(text)
+    norm = normalize(text)
+    if extra:
+        norm = norm + " " + " ".join(normalize(e) for e in extra)
+    return norm

@@ -1,0 +1,103 @@
+"""Secrets: cloud keys, tokens, private keys, and high-entropy values in key=value pairs."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import ClassVar
+
+from pydantic import Field
+
+from langdeploy.guards.base import Action, Finding, Guard, GuardContext, GuardOptions, Stage
+
+# (category, pattern); the whole match is the secret unless the pattern has a group 1.
+TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("aws_access_key", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA)[A-Z0-9]{16}"
+                                  r"(?![A-Z0-9])")),  # fmt: skip
+    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})")),
+    ("gitlab_token", re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}")),
+    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("slack_webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}")),
+    ("stripe_key", re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}")),
+    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
+    ("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|ant-(?:api|admin)\d{2}-)?[A-Za-z0-9_\-]{20,}")),
+    ("hf_token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
+    ("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("azure_storage_key", re.compile(r"AccountKey=([A-Za-z0-9+/]{80,}={0,2})")),
+    ("url_credentials", re.compile(r"\b[a-z][a-z0-9+.-]{1,15}://[^\s:/@]{1,64}:([^\s:/@]{3,128})@")),
+)
+PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+    r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)"
+)
+PRIVATE_KEY_OPEN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY")
+KEY_VALUE = re.compile(
+    r"(?i)(?<![A-Za-z0-9])[\"']?([A-Za-z0-9_.\-]*(?:pass(?:word|wd|phrase)?|pwd|secret|token|"
+    r"api[_\-]?key|apikey|access[_\-]?key|private[_\-]?key|client[_\-]?secret|auth|credential|"
+    r"session[_\-]?id|signature|sig|key)[A-Za-z0-9_.\-]*)[\"']?\s*(?:=|:|=>)\s*"
+    r"(?:\"([^\"\s]{8,256})\"|'([^'\s]{8,256})'|([^\s\"',;&]{8,256}))"
+)
+PLACEHOLDER = re.compile(
+    r"(?i)^(?:<[^>]*>|\$\{?[A-Z_][A-Z0-9_]*\}?|\{\{[^}]*\}\}|%\(?\w+\)?s?|[A-Z][A-Z0-9_]*|"
+    r"(?:your|my|the|some|example|dummy|changeme|placeholder|xxx+|\*+|\.\.\.)[\w\-.]*|.*\*{3,}.*)$"
+)
+
+
+def shannon_entropy(value: str) -> float:
+    counts = Counter(value)
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+class SecretsOptions(GuardOptions):
+    min_entropy: float = Field(3.0, ge=0.0, le=8.0,
+                               description="Bits per character for a key=value value to count.")  # fmt: skip
+    min_length: int = Field(8, ge=4, le=256, description="Shortest key=value value that counts.")
+
+
+def find_secrets(text: str, min_entropy: float = 3.0, min_length: int = 8) -> list[Finding]:
+    found: list[Finding] = []
+    for category, pattern in TOKEN_PATTERNS:
+        for m in pattern.finditer(text):
+            if pattern.groups:
+                found.append(Finding(category, m.start(1), m.end(1), label="SECRET"))
+            else:
+                found.append(Finding(category, m.start(), m.end(), label="SECRET"))
+    if "PRIVATE KEY" in text:
+        found += [Finding("private_key", m.start(), m.end(), label="PRIVATE_KEY")
+                  for m in PRIVATE_KEY.finditer(text)]  # fmt: skip
+    for m in KEY_VALUE.finditer(text):
+        group = 2 if m.group(2) is not None else 3 if m.group(3) is not None else 4
+        value = m.group(group)
+        if len(value) < min_length or PLACEHOLDER.match(value):
+            continue
+        if shannon_entropy(value) < min_entropy or not re.search(r"\d|[^A-Za-z]", value):
+            continue
+        found.append(Finding("key_value_secret", m.start(group), m.end(group), label="SECRET"))
+    return found
+
+
+class SecretsGuard(Guard):
+    name = "secrets"
+    description = "Cloud keys, API tokens, private keys, high-entropy values in key=value pairs."
+    default_action: ClassVar[Action] = "redact"
+    Options = SecretsOptions
+    stages: ClassVar[tuple[Stage, ...]] = ("input", "output", "retrieval")
+    lookahead = 96
+
+    def scan(self, text: str, ctx: GuardContext) -> list[Finding]:
+        assert isinstance(self.options, SecretsOptions)
+        return find_secrets(text, self.options.min_entropy, self.options.min_length)
+
+    def hold_from(self, text: str) -> int:
+        # A private key block is long: hold from its BEGIN line until its END line arrives.
+        start = super().hold_from(text)
+        for m in PRIVATE_KEY_OPEN.finditer(text):
+            if "-----END" not in text[m.end() :]:
+                start = min(start, m.start())
+        return start
+
+    def message(self, finding: Finding) -> str:
+        return f"The text contains a secret ({finding.category})."
