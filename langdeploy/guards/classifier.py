@@ -88,11 +88,19 @@ class InjectionModel:
         ns = np.maximum(ccount[ends] - ccount[starts], 1.0)
         return float(np.max(sums / np.sqrt(ns)))
 
-    def logit(self, text: str, features: FloatArray) -> float:
-        return self.bias + self.ngram_logit(text) + float(self.feature_weights @ features)
+    def logit(self, text: str, features: FloatArray, segments: list[str] | None = None) -> float:
+        """Bias + the most suspicious of the whole text (by windows) and its sentences +
+        heuristic features. Scoring sentences too keeps an attack appended to a benign
+        question from being averaged away."""
+        ngram = self.ngram_logit(text)
+        for seg in segments or ():
+            ngram = max(ngram, self.ngram_logit(seg))
+        return self.bias + ngram + float(self.feature_weights @ features)
 
-    def probability(self, text: str, features: FloatArray) -> float:
-        return float(1.0 / (1.0 + np.exp(-self.logit(text, features))))
+    def probability(
+        self, text: str, features: FloatArray, segments: list[str] | None = None
+    ) -> float:
+        return float(1.0 / (1.0 + np.exp(-self.logit(text, features, segments))))
 
     def save(self, path: Path) -> None:
         np.savez_compressed(
@@ -165,7 +173,8 @@ def train(
         grad = np.zeros_like(w)
         grad[:DIM] = np.bincount(col, weights=val * err[row], minlength=DIM)
         grad[DIM:] = features.T @ err
-        grad += l2 * w
+        grad[:DIM] += l2 * w[:DIM]
+        grad[DIM:] += l2 * 0.01 * w[DIM:]  # few dense features: barely regularised
         gb = float(err.sum())
         m = beta1 * m + (1 - beta1) * grad
         v = beta2 * v + (1 - beta2) * grad * grad

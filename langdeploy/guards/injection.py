@@ -22,7 +22,13 @@ from pydantic import Field
 
 from langdeploy.guards import classifier
 from langdeploy.guards.base import Action, Finding, Guard, GuardContext, GuardOptions, Stage
-from langdeploy.guards.normalize import analysis_text, decode_embedded, decode_tags, has_invisible
+from langdeploy.guards.normalize import (
+    analysis_text,
+    decode_embedded,
+    decode_tags,
+    has_invisible,
+    normalize,
+)
 
 _ANY = r"(?:\w+ ){0,3}"
 
@@ -32,8 +38,8 @@ HEURISTICS: dict[str, re.Pattern[str]] = {
         r"set aside|throw away|erase|delete|cancel|neglect)\b (?:\w+ ){0,4}(?:previous|prior|"
         r"above|earlier|preceding|initial|original|system|existing|former|old|given|all|your|"
         r"these|those|the) (?:\w+ ){0,2}(?:instructions?|prompts?|rules|directions|guidelines|"
-        r"directives|context|messages|commands|orders|programming|constraints|restrictions|"
-        r"policies|guardrails|safeguards|filters|settings|training)\b"
+        r"directives|context|messages?|commands|orders|programming|constraints|restrictions|"
+        r"policies|guardrails|safeguards|filters|safety training)\b"
         # French
         r"|\b(?:ignore[zr]?|oublie[zr]?|neglige[zr]?|ne tiens pas compte|fais abstraction)\b "
         r"(?:\w+ ){0,4}(?:instructions?|consignes|regles|directives|messages|ordres|"
@@ -69,7 +75,8 @@ HEURISTICS: dict[str, re.Pattern[str]] = {
     "jailbreak_persona": re.compile(
         r"\bdan\b|\bdo anything now\b|\bdeveloper mode (?:enabled|activated|on|output|"
         r"response)|\benable developer mode\b|\bjailbr(?:eak|oken)\b|\bgodmode\b|\bgod mode\b|"
-        r"\bstay in character\b|\bnever break character\b|\bevil (?:ai|assistant|confidant|twin|"
+        r"\bstay in character\b|\bnever break(?:ing)? character\b|\bdo not break character\b|"
+        r"\b(?:deceased|late|dead) grand(?:ma|mother|pa|father)\b|\bevil (?:ai|assistant|confidant|twin|"
         r"bot|mode)\b|\baim\b (?:always intelligent|machiavellian)|\bunfiltered\b|\bamoral\b|"
         r"\bno (?:ethical|moral) (?:guidelines|rules|constraints|limits)\b|\bopposite mode\b|"
         r"\bmode developpeur\b|\bmodo (?:desarrollador|sin restricciones|dios)\b|"
@@ -116,8 +123,34 @@ HEURISTICS: dict[str, re.Pattern[str]] = {
     ),
     "quoted": re.compile(r"[\"'“”«»`].{3,120}?[\"'“”«»`]"),
 }
-FEATURES = (*HEURISTICS, "encoded_payload", "invisible_chars", "obfuscated")
+# The key phrases with every space removed, for text spaced out letter by letter, whose word
+# boundaries are lost when the letters are joined back ("d i s r e g a r d a l l p r i o r").
+SQUASHED = re.compile(
+    r"(?:ignore|ignoring|disregard|forget|bypass|override|skip|drop|neglect|ignorez?|oublie[zr]?|"
+    r"ignora|olvida|ignoriere|vergiss|missachte)\w{0,24}?(?:instructions?|prompts?|rules|"
+    r"guidelines|directives|polic(?:y|ies)|restrictions|consignes|regles|instrucciones|reglas|"
+    r"normas|anweisungen|regeln|richtlinien)|(?:reveal|print|show|repeat|leak|tellme|"
+    r"dime|revela|muestra|zeige|gibmir|montre|revele|repete)\w{0,12}?(?:systemprompt|"
+    r"systemmessage|initialinstructions|hiddeninstructions|promptdelsistema|systemeprompt|"
+    r"promptsysteme)|developermode|doanythingnow|modedeveloppeur|"
+    r"mododesarrollador|entwicklermodus|(?:without|no|sans|sin|ohne)(?:any|aucune?|ninguna|"
+    r"jegliche)?(?:restrictions|filters?|limits|censorship|restricciones|filtros?|limites|"
+    r"einschrankungen|zensur)"
+)
+FEATURES = (*HEURISTICS, "squashed", "encoded_payload", "invisible_chars", "obfuscated",
+            "strong_any")  # fmt: skip
 STRONG = ("override", "prompt_leak", "fake_tags", "jailbreak_persona")
+
+
+_SENTENCE = re.compile(r"(?<=[.!?。;])\s+|\n+|(?<=[.!?])(?=[A-Z¿¡])")
+
+
+def segments(text: str, limit: int = 24) -> list[str]:
+    """Normalised sentences of ``text`` with at least three words (at most ``limit``)."""
+    parts = [p for p in _SENTENCE.split(text) if p and len(p.split()) >= 3]
+    if len(parts) < 2:
+        return []
+    return [normalize(p) for p in parts[:limit]]
 
 
 def heuristic_features(text: str) -> tuple[np.ndarray, str]:
@@ -127,6 +160,11 @@ def heuristic_features(text: str) -> tuple[np.ndarray, str]:
     for name, pattern in HEURISTICS.items():
         source = text.lower() if name in ("quoted",) else analysed
         values.append(min(2.0, float(len(pattern.findall(source)))))
+    # Only for spaced-out text: plain text that the heuristics already read is not counted twice.
+    squashed_hit = 0.0
+    if not any(HEURISTICS[n].search(analysed) for n in STRONG):
+        squashed_hit = float(bool(SQUASHED.search(analysed.replace(" ", ""))))
+    values.append(squashed_hit)
     decoded = decode_embedded(text)
     payload = 0.0
     if decoded:
@@ -138,6 +176,8 @@ def heuristic_features(text: str) -> tuple[np.ndarray, str]:
     values.append(1.0 if analysed.replace(" ", "") != re.sub(r"\W+", "", plain) and
                   any(HEURISTICS[n].search(analysed) for n in STRONG) and
                   not any(HEURISTICS[n].search(plain) for n in STRONG) else 0.0)  # fmt: skip
+    strong = [FEATURES.index(n) for n in (*STRONG, "squashed", "encoded_payload")]
+    values.append(1.0 if any(values[i] > 0 for i in strong) else 0.0)
     return np.asarray(values, dtype=np.float64), analysed
 
 
@@ -168,7 +208,7 @@ class PromptInjectionGuard(Guard):
         if not text.strip():
             return 0.0
         features, analysed = heuristic_features(text)
-        return self.model.probability(analysed, features)
+        return self.model.probability(analysed, features, segments(text))
 
     def scan(self, text: str, ctx: GuardContext) -> list[Finding]:
         p = self.score(text)

@@ -24,8 +24,10 @@ CONFUSABLES = str.maketrans(
 LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
                       "$": "s", "!": "i", "|": "l", "€": "e", "8": "b"})  # fmt: skip
 _DROP = str.maketrans("", "", ZERO_WIDTH + BIDI)
-# Single characters separated by spaces, dots, dashes, underscores or stars: "i g n o r e".
-_SPACED = re.compile(r"(?<![\w])(?:[^\W_][ .\-_*/|]{1,3}){3,}[^\W_](?![\w])")
+# Letters joined by dots, dashes, underscores or stars inside a word: "i-g-n-o-r-e"; then single
+# letters separated by single spaces: "i g n o r e" (runs split where two or more spaces are).
+_JOINED = re.compile(r"(?<![\w])(?:[^\W_][.\-_*/|]{1,2})+[^\W_](?![\w])")
+_SPACED = re.compile(r"(?<!\w)(?<!\w )(?:[^\W_] ){3,}[^\W_](?![\w])")
 _SEP = re.compile(r"[ .\-_*/|]+")
 _LEET_TOKEN = re.compile(r"\b(?=\w*[a-z])(?=\w*[0-9@$!|€])[\w@$!|€]+")
 _NON_WORD = re.compile(r"[^\w<>|\[\]#:/{}]+")
@@ -101,6 +103,7 @@ def normalize(text: str) -> str:
         text = text + " " + hidden
     text = unicodedata.normalize("NFKC", text).translate(_DROP).translate(CONFUSABLES)
     text = strip_accents(text).lower()
+    text = _JOINED.sub(_unspace, text)
     text = _SPACED.sub(_unspace, text)
     text = _LEET_TOKEN.sub(lambda m: m.group().translate(LEET), text)
     return _NON_WORD.sub(" ", text).strip()

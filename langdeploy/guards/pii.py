@@ -24,7 +24,7 @@ EMAIL = re.compile(
 # A phone number: digits in groups separated by spaces, dots or dashes, optionally with a
 # (area) part. It counts only with a leading +/00 country code, or a phone word close before it.
 PHONE = re.compile(
-    r"(?<![\w+])(?:(?:\+|00)\d{1,3}[\s.\-]?)?(?:\(\d{1,5}\)[\s.\-]?)?\d{1,5}(?:[\s.\-]\d{1,5}){0,6}"
+    r"(?<![\w+])(?:(?:\+|00)\d{1,3}[\s.\-]?)?(?:\(\d{1,5}\)[\s.\-]?)?\d{1,8}(?:[\s.\-]\d{1,8}){0,6}"
     r"(?![\w])"
 )
 PHONE_CONTEXT = re.compile(
@@ -32,7 +32,8 @@ PHONE_CONTEXT = re.compile(
     r"text|whatsapp|fax|portable|handy|m[oó]vil|llam[ae]|appel(?:ez|er)?|anruf(?:en)?|"
     r"nummer|num[ée]ro|n[uú]mero|contact|reach)\b[^\n\d+]{0,24}$"
 )
-CARD = re.compile(r"(?<![\w-])\d(?:[ \-]?\d){12,18}(?![\w-])")
+# A run of 13-19 digits, not part of a longer run (tracking numbers have 20-22).
+CARD = re.compile(r"(?<![\w-])(?<!\d[ \-])\d(?:[ \-]?\d){12,18}(?![\w-])(?![ \-]\d)")
 IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
 SSN = re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])")
 SSN_BARE = re.compile(r"(?i)\b(?:ssn|social security(?: number)?)\b\D{0,12}(\d{9})\b")

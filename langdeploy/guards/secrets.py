@@ -40,9 +40,12 @@ KEY_VALUE = re.compile(
     r"(?:\"([^\"\s]{8,256})\"|'([^'\s]{8,256})'|([^\s\"',;&]{8,256}))"
 )
 PLACEHOLDER = re.compile(
-    r"(?i)^(?:<[^>]*>|\$\{?[A-Z_][A-Z0-9_]*\}?|\{\{[^}]*\}\}|%\(?\w+\)?s?|[A-Z][A-Z0-9_]*|"
+    r"(?i)^(?:<[^>]*>|\$\{?[A-Z_][A-Z0-9_]*\}?|\{\{[^}]*\}\}|%\(?\w+\)?s?|"
     r"(?:your|my|the|some|example|dummy|changeme|placeholder|xxx+|\*+|\.\.\.)[\w\-.]*|.*\*{3,}.*)$"
 )
+ALL_CAPS_NAME = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$|^[A-Z]+$")
+# Code that reads a secret from somewhere is not the secret: os.environ["X"], getenv("X"), ${X}.
+CODE_VALUE = re.compile(r"[(\[{$]|^(?:os|env|process|settings|config|self|secrets)\.")
 
 
 def shannon_entropy(value: str) -> float:
@@ -71,7 +74,9 @@ def find_secrets(text: str, min_entropy: float = 3.0, min_length: int = 8) -> li
     for m in KEY_VALUE.finditer(text):
         group = 2 if m.group(2) is not None else 3 if m.group(3) is not None else 4
         value = m.group(group)
-        if len(value) < min_length or PLACEHOLDER.match(value):
+        if len(value) < min_length or PLACEHOLDER.match(value) or CODE_VALUE.search(value):
+            continue
+        if ALL_CAPS_NAME.match(value):  # YOUR_API_KEY, OPENAI_API_KEY: a name, not a value
             continue
         if shannon_entropy(value) < min_entropy or not re.search(r"\d|[^A-Za-z]", value):
             continue
