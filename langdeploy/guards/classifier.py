@@ -88,13 +88,40 @@ class InjectionModel:
         ns = np.maximum(ccount[ends] - ccount[starts], 1.0)
         return float(np.max(sums / np.sqrt(ns)))
 
+    def segment_logits(self, texts: list[str]) -> FloatArray:
+        """Each text's n-gram contribution as a whole, all texts in one vectorised pass."""
+        padded = [f" {t} " for t in texts]
+        lengths = np.array([len(p) for p in padded])
+        owner = np.repeat(np.arange(len(texts)), lengths)
+        codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32)
+        codes = codes.astype(np.uint64)
+        sums = np.zeros(len(texts))
+        counts = np.zeros(len(texts))
+        total = len(codes)
+        for n in NGRAMS:
+            if total < n:
+                continue
+            count = total - n + 1
+            h = np.full(count, np.uint64(n), dtype=np.uint64)
+            with np.errstate(over="ignore"):
+                for k in range(n):
+                    h = (h * _MUL) ^ codes[k : k + count]
+                h = (h ^ (h >> np.uint64(29))) * _MIX
+            buckets = (h >> np.uint64(40)).astype(np.int64) % DIM
+            inside = owner[:count] == owner[n - 1 : n - 1 + count]  # n-grams within one text
+            who = owner[:count][inside]
+            sums += np.bincount(who, weights=self.ngram_weights[buckets[inside]],
+                                minlength=len(texts))  # fmt: skip
+            counts += np.bincount(who, minlength=len(texts))
+        return np.asarray(sums / np.sqrt(np.maximum(counts, 1.0)))
+
     def logit(self, text: str, features: FloatArray, segments: list[str] | None = None) -> float:
         """Bias + the most suspicious of the whole text (by windows) and its sentences +
         heuristic features. Scoring sentences too keeps an attack appended to a benign
         question from being averaged away."""
         ngram = self.ngram_logit(text)
-        for seg in segments or ():
-            ngram = max(ngram, self.ngram_logit(seg))
+        if segments:
+            ngram = max(ngram, float(self.segment_logits(segments).max()))
         return self.bias + ngram + float(self.feature_weights @ features)
 
     def probability(

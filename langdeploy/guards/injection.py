@@ -153,16 +153,62 @@ def segments(text: str, limit: int = 24) -> list[str]:
     return [normalize(p) for p in parts[:limit]]
 
 
+# Words one of which must be present for a heuristic to match; on long texts each heuristic
+# runs only on windows around them, which keeps a 4,000-character text within a millisecond.
+TRIGGERS: dict[str, frozenset[str]] = {
+    "override": frozenset(
+        "ignore ignoring disregard forget skip override bypass drop discard abandon set throw "
+        "erase delete cancel neglect ignorez ignorer oublie oubliez oublier neglige negligez "
+        "negliger ne fais ignora ignorar ignorad olvida olvidar olvidad olvide omite omitir "
+        "descarta descartar pasa haz ignoriere ignorier ignorieren vergiss vergessen missachte "
+        "verwirf uberschreibe".split()
+    ),
+    "prompt_leak": frozenset(
+        "reveal print show repeat output display tell give share dump leak write recite spell "
+        "what text words everything revele reveles revelez affiche affiches montre montres "
+        "repete repetes donne donnes revela muestra muestrame repite dime imprime zeige zeig "
+        "gib wiederhole verrate nenne drucke".split()
+    ),
+    "restriction_bypass": frozenset("without with free no bypass sans sin ohne".split()),
+}
+_WINDOW_BEFORE, _WINDOW_AFTER = 16, 260
+_LONG = 600
+
+
+def _count(name: str, pattern: re.Pattern[str], text: str, words: list[re.Match[str]]) -> int:
+    triggers = TRIGGERS.get(name)
+    if triggers is None or len(text) <= _LONG:
+        return len(pattern.findall(text))
+    count, done = 0, 0
+    for w in words:
+        if w.group() not in triggers or w.start() < done:
+            continue
+        lo, hi = max(done, w.start() - _WINDOW_BEFORE), min(len(text), w.start() + _WINDOW_AFTER)
+        for m in pattern.finditer(text, lo, hi):
+            count += 1
+            done = max(done, m.end())
+        done = max(done, w.end())
+    return count
+
+
+_WORD = re.compile(r"[^ ]+")
+
+
 def heuristic_features(text: str) -> tuple[np.ndarray, str]:
     """Heuristic hits (counts, capped) and the analysis text they ran on."""
     analysed = analysis_text(text)
-    values = []
+    words = list(_WORD.finditer(analysed)) if len(analysed) > _LONG else []
+    counts: dict[str, int] = {}
     for name, pattern in HEURISTICS.items():
-        source = text.lower() if name in ("quoted",) else analysed
-        values.append(min(2.0, float(len(pattern.findall(source)))))
+        if name == "quoted":
+            counts[name] = len(pattern.findall(text.lower()))
+        else:
+            counts[name] = _count(name, pattern, analysed, words)
+    values = [min(2.0, float(counts[name])) for name in HEURISTICS]
+    strong_hit = any(counts[n] for n in STRONG)
     # Only for spaced-out text: plain text that the heuristics already read is not counted twice.
     squashed_hit = 0.0
-    if not any(HEURISTICS[n].search(analysed) for n in STRONG):
+    if not strong_hit:
         squashed_hit = float(bool(SQUASHED.search(analysed.replace(" ", ""))))
     values.append(squashed_hit)
     decoded = decode_embedded(text)
@@ -172,10 +218,14 @@ def heuristic_features(text: str) -> tuple[np.ndarray, str]:
         payload = float(any(HEURISTICS[n].search(joined) for n in (*STRONG, "role_reassign")))
     values.append(payload)
     values.append(1.0 if has_invisible(text) or decode_tags(text) else 0.0)
-    plain = re.sub(r"\s+", " ", text.lower())
-    values.append(1.0 if analysed.replace(" ", "") != re.sub(r"\W+", "", plain) and
-                  any(HEURISTICS[n].search(analysed) for n in STRONG) and
-                  not any(HEURISTICS[n].search(plain) for n in STRONG) else 0.0)  # fmt: skip
+    obfuscated = 0.0
+    if strong_hit:
+        plain = re.sub(r"\s+", " ", text.lower())
+        if analysed.replace(" ", "") != re.sub(r"\W+", "", plain) and not any(
+            HEURISTICS[n].search(plain) for n in STRONG
+        ):
+            obfuscated = 1.0
+    values.append(obfuscated)
     strong = [FEATURES.index(n) for n in (*STRONG, "squashed", "encoded_payload")]
     values.append(1.0 if any(values[i] > 0 for i in strong) else 0.0)
     return np.asarray(values, dtype=np.float64), analysed

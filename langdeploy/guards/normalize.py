@@ -11,6 +11,7 @@ import base64
 import binascii
 import re
 import unicodedata
+from functools import lru_cache
 
 ZERO_WIDTH = "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u180e\u00ad\u034f"
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -35,28 +36,44 @@ _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9
 _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[ :]?){12,}\b")
 
 
+_TAGS = re.compile(f"[{chr(TAG_START + 0x20)}-{chr(TAG_START + 0x7E)}]+")
+_INVISIBLE = re.compile("[" + re.escape(ZERO_WIDTH + BIDI) + f"{chr(TAG_START)}-{chr(TAG_END)}]")
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+
+
 def decode_tags(text: str) -> str:
     """The ASCII hidden in Unicode tag characters (U+E0020..U+E007E), or ''."""
+    if text.isascii():
+        return ""
     return "".join(
-        chr(ord(c) - TAG_START) for c in text if TAG_START + 0x20 <= ord(c) <= TAG_START + 0x7E
+        "".join(chr(ord(c) - TAG_START) for c in m.group()) for m in _TAGS.finditer(text)
     )
 
 
 def has_invisible(text: str) -> bool:
-    return any(c in ZERO_WIDTH or c in BIDI or TAG_START <= ord(c) <= TAG_END for c in text)
+    return not text.isascii() and _INVISIBLE.search(text) is not None
 
 
 def strip_accents(text: str) -> str:
     text = text.replace("ß", "ss")
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text))
 
 
 def _unspace(match: re.Match[str]) -> str:
     return _SEP.sub("", match.group())
 
 
+@lru_cache(maxsize=64)
+def _decode_embedded(text: str, limit: int) -> tuple[str, ...]:
+    return tuple(_decode(text, limit))
+
+
 def decode_embedded(text: str, limit: int = 8) -> list[str]:
+    """Readable text hidden in base64 or hex runs (at most ``limit`` runs, one level deep)."""
+    return list(_decode_embedded(text, limit))
+
+
+def _decode(text: str, limit: int) -> list[str]:
     """Readable text hidden in base64 or hex runs (at most ``limit`` runs, one level deep)."""
     out: list[str] = []
     for m in _B64.finditer(text):
@@ -96,19 +113,24 @@ def _printable(raw: bytes) -> str:
     return s if good / len(s) >= 0.8 and " " in s else ""
 
 
+@lru_cache(maxsize=256)
 def normalize(text: str) -> str:
-    """Lower-case, accent-free, de-obfuscated text; one space between words."""
-    hidden = decode_tags(text)
-    if hidden:
-        text = text + " " + hidden
-    text = unicodedata.normalize("NFKC", text).translate(_DROP).translate(CONFUSABLES)
-    text = strip_accents(text).lower()
+    """Lower-case, accent-free, de-obfuscated text; one space between words. Cached: several
+    guards of one pipeline normalise the same text."""
+    if not text.isascii():
+        hidden = decode_tags(text)
+        if hidden:
+            text = text + " " + hidden
+        text = unicodedata.normalize("NFKC", text).translate(_DROP).translate(CONFUSABLES)
+        text = strip_accents(text)
+    text = text.lower()
     text = _JOINED.sub(_unspace, text)
     text = _SPACED.sub(_unspace, text)
     text = _LEET_TOKEN.sub(lambda m: m.group().translate(LEET), text)
     return _NON_WORD.sub(" ", text).strip()
 
 
+@lru_cache(maxsize=256)
 def analysis_text(text: str) -> str:
     """The normalised text plus the normalised content of any base64/hex it carries."""
     extra = decode_embedded(text)

@@ -98,13 +98,35 @@ THREATS = re.compile(
 )
 
 
-def _lexicon(words: tuple[str, ...]) -> re.Pattern[str]:
-    body = "|".join(re.escape(normalize(w)) for w in sorted(words, key=len, reverse=True))
-    return re.compile(rf"\b(?:{body})\b")
+def _lexicon(words: tuple[str, ...]) -> tuple[frozenset[str], tuple[tuple[str, ...], ...]]:
+    """Single words as a set (one lookup per word of the text), phrases as word tuples."""
+    singles, phrases = set(), []
+    for w in words:
+        parts = tuple(normalize(w).split())
+        if len(parts) == 1:
+            singles.add(parts[0])
+        elif parts:
+            phrases.append(parts)
+    return frozenset(singles), tuple(phrases)
 
 
-_PROFANITY = _lexicon(PROFANITY)
-_HATE = _lexicon(HATE)
+_LEXICONS = (("hate", _lexicon(HATE)), ("profanity", _lexicon(PROFANITY)))
+
+
+def lexicon_hits(norm: str) -> list[tuple[str, str]]:
+    """(category, matched words) for lexicon entries in normalised text."""
+    words = norm.split()
+    present = set(words)
+    hits: list[tuple[str, str]] = []
+    for category, (singles, phrases) in _LEXICONS:
+        for w in present & singles:
+            hits.append((category, w))
+        for phrase in phrases:
+            if phrase[0] in present:
+                n = len(phrase)
+                if any(tuple(words[i : i + n]) == phrase for i in range(len(words) - n + 1)):
+                    hits.append((category, " ".join(phrase)))
+    return hits
 
 
 class ToxicityGuard(Guard):
@@ -114,19 +136,19 @@ class ToxicityGuard(Guard):
     stages: ClassVar[tuple[Stage, ...]] = ("input", "output")
 
     def scan(self, text: str, ctx: GuardContext) -> list[Finding]:
-        lowered = text.lower()
         norm = normalize(text)
+        hits = lexicon_hits(norm)
+        hits += [("threat", m.group()) for m in THREATS.finditer(norm)]
+        if not hits:
+            return []
         found: list[Finding] = []
-        for category, rx in (("hate", _HATE), ("profanity", _PROFANITY), ("threat", THREATS)):
-            for m in rx.finditer(norm):
-                # Redact the raw span when the word is there verbatim; otherwise the whole text
-                # (it was obfuscated, so its raw offsets are unknown).
-                i = lowered.find(m.group())
-                found.append(
-                    Finding(category, i, i + len(m.group()), label="REDACTED")
-                    if i >= 0
-                    else Finding(category, 0, len(text), label="REDACTED")
-                )
+        for category, word in hits:
+            # Redact every raw occurrence when the word is there verbatim; otherwise the whole
+            # text (it was obfuscated, so its raw offsets are unknown).
+            raw = [m.span() for m in re.finditer(rf"(?i)\b{re.escape(word)}\b", text)]
+            if not raw:
+                raw = [(0, len(text))]
+            found += [Finding(category, a, b, label="REDACTED") for a, b in raw]
         return found
 
     def message(self, finding: Finding) -> str:

@@ -33,12 +33,30 @@ PRIVATE_KEY = re.compile(
     r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)"
 )
 PRIVATE_KEY_OPEN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY")
-KEY_VALUE = re.compile(
-    r"(?i)(?<![A-Za-z0-9])[\"']?([A-Za-z0-9_.\-]*(?:pass(?:word|wd|phrase)?|pwd|secret|token|"
-    r"api[_\-]?key|apikey|access[_\-]?key|private[_\-]?key|client[_\-]?secret|auth|credential|"
-    r"session[_\-]?id|signature|sig|key)[A-Za-z0-9_.\-]*)[\"']?\s*(?:=|:|=>)\s*"
-    r"(?:\"([^\"\s]{8,256})\"|'([^'\s]{8,256})'|([^\s\"',;&]{8,256}))"
+# key=value: anchored on the separator (rare in prose), then the key name is checked backwards.
+SEPARATOR = re.compile(r"[\"']?[ \t]*(?:=>|[=:])[ \t]*")
+KEY_NAME = re.compile(
+    r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_\-]?key|apikey|access[_\-]?key|"
+    r"private[_\-]?key|client[_\-]?secret|auth|credential|session[_\-]?id|signature|sig|key)"
+    r"[A-Za-z0-9_.\-]{0,40}$"
 )
+VALUE = re.compile(r"\"([^\"\s]{4,256})\"|'([^'\s]{4,256})'|([^\s\"',;&]{4,256})")
+# Literal markers: a token pattern runs only when one of its markers is in the text.
+MARKERS: dict[str, tuple[str, ...]] = {
+    "aws_access_key": ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA"),
+    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "gitlab_token": ("glpat-",),
+    "slack_token": ("xox",),
+    "slack_webhook": ("hooks.slack.com",),
+    "stripe_key": ("_live_", "_test_"),
+    "google_api_key": ("AIza",),
+    "openai_key": ("sk-",),
+    "hf_token": ("hf_",),
+    "npm_token": ("npm_",),
+    "jwt": ("eyJ",),
+    "azure_storage_key": ("AccountKey=",),
+    "url_credentials": ("://",),
+}
 PLACEHOLDER = re.compile(
     r"(?i)^(?:<[^>]*>|\$\{?[A-Z_][A-Z0-9_]*\}?|\{\{[^}]*\}\}|%\(?\w+\)?s?|"
     r"(?:your|my|the|some|example|dummy|changeme|placeholder|xxx+|\*+|\.\.\.)[\w\-.]*|.*\*{3,}.*)$"
@@ -63,6 +81,8 @@ class SecretsOptions(GuardOptions):
 def find_secrets(text: str, min_entropy: float = 3.0, min_length: int = 8) -> list[Finding]:
     found: list[Finding] = []
     for category, pattern in TOKEN_PATTERNS:
+        if not any(marker in text for marker in MARKERS[category]):
+            continue
         for m in pattern.finditer(text):
             if pattern.groups:
                 found.append(Finding(category, m.start(1), m.end(1), label="SECRET"))
@@ -71,8 +91,15 @@ def find_secrets(text: str, min_entropy: float = 3.0, min_length: int = 8) -> li
     if "PRIVATE KEY" in text:
         found += [Finding("private_key", m.start(), m.end(), label="PRIVATE_KEY")
                   for m in PRIVATE_KEY.finditer(text)]  # fmt: skip
-    for m in KEY_VALUE.finditer(text):
-        group = 2 if m.group(2) is not None else 3 if m.group(3) is not None else 4
+    if "=" not in text and ":" not in text:
+        return found
+    for sep in SEPARATOR.finditer(text):
+        if not KEY_NAME.search(text, max(0, sep.start() - 48), sep.start()):
+            continue
+        m = VALUE.match(text, sep.end())
+        if m is None:
+            continue
+        group = 1 if m.group(1) is not None else 2 if m.group(2) is not None else 3
         value = m.group(group)
         if len(value) < min_length or PLACEHOLDER.match(value) or CODE_VALUE.search(value):
             continue
