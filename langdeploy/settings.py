@@ -123,6 +123,20 @@ class SummarizeSettings(_Section):
     max_rounds: int = Field(6, ge=1, le=50, description="Most reduce rounds before giving up.")
 
 
+class GuardSettings(_Section):
+    """Guardrails around every served chain (see langdeploy/guards/config.py for guards.yaml)."""
+
+    enabled: bool = Field(True, description="Run guards around the served chains.")
+    config: Path | None = Field(
+        None,
+        description="guards.yaml; default: guards/guards.yaml in the app directory if present, "
+        "else the built-in defaults.",
+    )
+    audit_log: Path | None = Field(
+        None, description="JSON-lines audit log of violations; default: the server log."
+    )
+
+
 class AppSettings(_Section):
     """Where the app lives, when langdeploy runs inside a generated app."""
 
@@ -151,6 +165,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
     summarize: SummarizeSettings = Field(default_factory=SummarizeSettings)  # type: ignore[arg-type]
     app: AppSettings = Field(default_factory=AppSettings)  # type: ignore[arg-type]
+    guards: GuardSettings = Field(default_factory=GuardSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(
