@@ -43,8 +43,11 @@ def rates(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
         "precision": tp / (tp + fp) if tp + fp else 1.0,
         "recall": tp / (tp + fn) if tp + fn else 1.0,
         "fpr": fp / (fp + tn) if fp + tn else 0.0,
-        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-    }  # fmt: skip
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
 
 
 def eval_injection(split: str) -> dict[str, Any]:
@@ -178,8 +181,10 @@ def bench_model(tokens: int, runs: int) -> dict[str, Any]:
 
 
 def fmt_row(name: str, split: str, r: dict[str, Any]) -> str:
-    return (f"{name:18} {split:8} precision {r['precision']:.3f}  recall {r['recall']:.3f}  "
-            f"FPR {r['fpr']:.3f}")  # fmt: skip
+    return (
+        f"{name:18} {split:8} precision {r['precision']:.3f}  recall {r['recall']:.3f}  "
+        f"FPR {r['fpr']:.3f}"
+    )
 
 
 def main() -> None:
@@ -196,23 +201,29 @@ def main() -> None:
         inj = eval_injection(split)
         pii = eval_pii(split)
         results[split] = {"prompt_injection": inj, "pii_secrets": pii}
-        print(fmt_row("prompt_injection", split, inj),
-              f" ({inj['n_attacks']} attacks, {inj['n_benign']} benign; hard-negative FPR "
-              f"{inj['hard_negative_fpr']:.3f})")  # fmt: skip
+        print(
+            fmt_row("prompt_injection", split, inj),
+            f" ({inj['n_attacks']} attacks, {inj['n_benign']} benign; hard-negative FPR "
+            f"{inj['hard_negative_fpr']:.3f})",
+        )
         for lang, r in inj["by_language"].items():
             print(f"  {lang}: recall {r['recall']:.3f}  FPR {r['fpr']:.3f}")
-        print(fmt_row("pii+secrets", split, pii),
-              f" value recall {pii['value_recall']:.3f} ({pii['n_values']} values), hard "
-              f"negatives untouched {pii['hard_negatives_untouched']:.3f} "
-              f"({pii['n_hard_negatives']})")  # fmt: skip
+        print(
+            fmt_row("pii+secrets", split, pii),
+            f" value recall {pii['value_recall']:.3f} ({pii['n_values']} values), hard "
+            f"negatives untouched {pii['hard_negatives_untouched']:.3f} "
+            f"({pii['n_hard_negatives']})",
+        )
         if args.errors:
             for line in inj["errors"] + pii["errors"]:
                 print("   ", line)
 
     speed = bench_pipeline(args.runs)
     results["pipeline"] = speed
-    print(f"pipeline (default chat input+output) on {speed['chars']} chars: "
-          f"p50 {speed['p50_ms']:.2f} ms, p90 {speed['p90_ms']:.2f} ms")  # fmt: skip
+    print(
+        f"pipeline (default chat input+output) on {speed['chars']} chars: "
+        f"p50 {speed['p50_ms']:.2f} ms, p90 {speed['p90_ms']:.2f} ms"
+    )
     if not args.no_model:
         model = bench_model(64, args.model_runs)
         results["model_64_tokens"] = model
@@ -221,8 +232,10 @@ def main() -> None:
         else:
             ratio = speed["p50_ms"] / model["p50_ms"]
             results["pipeline_over_model"] = ratio
-            print(f"model {model['model']} generating 64 tokens: p50 {model['p50_ms']:.1f} ms "
-                  f"(output tokens {model['output_tokens']})")  # fmt: skip
+            print(
+                f"model {model['model']} generating 64 tokens: p50 {model['p50_ms']:.1f} ms "
+                f"(output tokens {model['output_tokens']})"
+            )
             print(f"pipeline / model = {ratio * 100:.2f}% (target <= 1%)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))

@@ -43,8 +43,9 @@ def featurize(examples: list[Example]) -> tuple[list[str], np.ndarray, np.ndarra
 
 def scores(w: np.ndarray, b: float, texts: list[str], feats: np.ndarray) -> np.ndarray:
     model = classifier.InjectionModel(w, b, 0.5, FEATURES)
-    return np.array([model.probability(t, f, SEGMENTS.get(t))
-                     for t, f in zip(texts, feats, strict=True)])  # fmt: skip
+    return np.array(
+        [model.probability(t, f, SEGMENTS.get(t)) for t, f in zip(texts, feats, strict=True)]
+    )
 
 
 def pick_threshold(s: np.ndarray, y: np.ndarray, target_fpr: float) -> float:
@@ -82,14 +83,17 @@ def main() -> None:
     oof = np.zeros(len(examples))
     for k in range(5):
         train, test = fold != k, fold == k
-        w, b = classifier.train([texts[i] for i in np.where(train)[0]], feats[train], y[train],
-                                epochs=args.epochs)  # fmt: skip
+        w, b = classifier.train(
+            [texts[i] for i in np.where(train)[0]], feats[train], y[train], epochs=args.epochs
+        )
         oof[test] = scores(w, b, [texts[i] for i in np.where(test)[0]], feats[test])
     threshold = pick_threshold(oof, y, TARGET_FPR)
     pred = oof >= threshold
     recall = float(pred[y == 1].mean())
     fpr = float(pred[y == 0].mean())
-    print(f"cross-validated on train: threshold {threshold:.3f}  recall {recall:.3f}  FPR {fpr:.3f}")
+    print(
+        f"cross-validated on train: threshold {threshold:.3f}  recall {recall:.3f}  FPR {fpr:.3f}"
+    )
     if args.show_errors:
         for i in np.argsort(-oof):
             if pred[i] != (y[i] == 1):
@@ -100,10 +104,14 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
     top = np.argsort(-np.abs(model.feature_weights))
-    print("heuristic feature weights:",
-          ", ".join(f"{FEATURES[i]}={model.feature_weights[i]:+.2f}" for i in top))  # fmt: skip
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB), "
-          f"{len(examples)} training examples ({len(base)} before augmentation)")  # fmt: skip
+    print(
+        "heuristic feature weights:",
+        ", ".join(f"{FEATURES[i]}={model.feature_weights[i]:+.2f}" for i in top),
+    )
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB), "
+        f"{len(examples)} training examples ({len(base)} before augmentation)"
+    )
 
 
 if __name__ == "__main__":

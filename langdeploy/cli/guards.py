@@ -22,7 +22,7 @@ app = typer.Typer(help="Guardrails: list the guards, scan text with them.", no_a
 @handle_errors
 def list_guards(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the registered guards (built-in and plugins)."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": name,
             "stages": list(cls.stages),
@@ -40,8 +40,14 @@ def list_guards(as_json: bool = typer.Option(False, "--json", help="Print JSON."
     for col in ("name", "stages", "default", "actions", "options", "description"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], ", ".join(r["stages"]), r["default_action"],
-                      ", ".join(r["actions"]), ", ".join(r["options"]) or "-", r["description"])  # fmt: skip
+        table.add_row(
+            r["name"],
+            ", ".join(r["stages"]),
+            r["default_action"],
+            ", ".join(r["actions"]),
+            ", ".join(r["options"]) or "-",
+            r["description"],
+        )
     console.print(table)
 
 
@@ -74,10 +80,14 @@ def scan(
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             bad += 1
-            record = {"allowed": False, "text": "", "violations": [],
-                      "error": f'line {n}: expected a JSON object {{"text": "..."}}'}  # fmt: skip
+            record = {
+                "allowed": False,
+                "text": "",
+                "violations": [],
+                "error": f'line {n}: expected a JSON object {{"text": "..."}}',
+            }
         else:
-            result = pipeline.run(text, GuardContext(stage))  # type: ignore[arg-type]
+            result = pipeline.run(text, GuardContext(pipeline.stage))
             record = {
                 "allowed": result.allowed,
                 "text": result.text,
@@ -89,6 +99,8 @@ def scan(
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
     out.flush()
     if bad:
-        err_console.print(f"[bold red]Error:[/] {bad} input line(s) were not JSON objects "
-                          'with a "text" string; see the "error" field.')  # fmt: skip
+        err_console.print(
+            f"[bold red]Error:[/] {bad} input line(s) were not JSON objects "
+            'with a "text" string; see the "error" field.'
+        )
         raise typer.Exit(1)

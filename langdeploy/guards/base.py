@@ -148,8 +148,13 @@ class Guard:
     # tail of an over-long answer).
     redaction: ClassVar[Literal["placeholder", "remove"]] = "placeholder"
 
-    def __init__(self, options: GuardOptions | None = None, *, action: Action | None = None,
-                 instance_name: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        options: GuardOptions | None = None,
+        *,
+        action: Action | None = None,
+        instance_name: str | None = None,
+    ) -> None:
         self.options = options if options is not None else self.Options()
         self.action: Action = action or self.default_action
         if self.action not in self.allowed_actions:

@@ -110,8 +110,9 @@ class InjectionModel:
             buckets = (h >> np.uint64(40)).astype(np.int64) % DIM
             inside = owner[:count] == owner[n - 1 : n - 1 + count]  # n-grams within one text
             who = owner[:count][inside]
-            sums += np.bincount(who, weights=self.ngram_weights[buckets[inside]],
-                                minlength=len(texts))  # fmt: skip
+            sums += np.bincount(
+                who, weights=self.ngram_weights[buckets[inside]], minlength=len(texts)
+            )
             counts += np.bincount(who, minlength=len(texts))
         return np.asarray(sums / np.sqrt(np.maximum(counts, 1.0)))
 

@@ -39,7 +39,9 @@ from langdeploy.guards.registry import guard_registry
 class GuardEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    guard: str = Field(..., min_length=1, description="A registered guard (langdeploy guards list).")
+    guard: str = Field(
+        ..., min_length=1, description="A registered guard (langdeploy guards list)."
+    )
     name: str | None = Field(None, description="Instance name for logs and errors.")
     action: Action | None = Field(None, description="block, redact or warn; default: the guard's.")
     enabled: bool = Field(True, description="false keeps the entry but skips it.")
@@ -74,10 +76,20 @@ def default_entries(chain: str, stage: Stage) -> list[GuardEntry]:
         return [_entry("invisible_text"), _entry("prompt_injection")]
     if chain == "chat":
         if stage == "input":
-            return [_entry("length"), _entry("prompt_injection"), _entry("invisible_text"),
-                    _entry("secrets"), _entry("pii")]  # fmt: skip
-        return [_entry("secrets"), _entry("pii"), _entry("system_prompt_leak"),
-                _entry("toxicity"), _entry("refusal")]  # fmt: skip
+            return [
+                _entry("length"),
+                _entry("prompt_injection"),
+                _entry("invisible_text"),
+                _entry("secrets"),
+                _entry("pii"),
+            ]
+        return [
+            _entry("secrets"),
+            _entry("pii"),
+            _entry("system_prompt_leak"),
+            _entry("toxicity"),
+            _entry("refusal"),
+        ]
     if stage == "input":
         return [_entry("invisible_text"), _entry("secrets"), _entry("prompt_injection", "warn")]
     return [_entry("secrets"), _entry("pii"), _entry("toxicity", "warn")]
@@ -90,15 +102,18 @@ def load_guards_file(path: Path | None) -> GuardsFile:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"The guards file {path} does not exist.",
-                          fix="Fix guards.config, or create the file.") from None  # fmt: skip
+        raise ConfigError(
+            f"The guards file {path} does not exist.", fix="Fix guards.config, or create the file."
+        ) from None
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"Could not read {path}: {exc}", fix="Fix the YAML syntax.") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping, got {type(raw).__name__}.",
-                          fix="Start the file with keys such as input:, output:, chains:.")  # fmt: skip
+        raise ConfigError(
+            f"{path}: the top level must be a mapping, got {type(raw).__name__}.",
+            fix="Start the file with keys such as input:, output:, chains:.",
+        )
     try:
         return GuardsFile.model_validate(raw)
     except ValidationError as exc:
@@ -117,8 +132,10 @@ def _describe(exc: ValidationError, path: Path | str) -> str:
     for err in exc.errors():
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         got = err.get("input")
-        got_text = "" if isinstance(got, dict | list) or err["type"] == "extra_forbidden" else (
-            f" (got {got!r})"
+        got_text = (
+            ""
+            if isinstance(got, dict | list) or err["type"] == "extra_forbidden"
+            else (f" (got {got!r})")
         )
         lines.append(f"  - {path}: {_loc(tuple(err['loc']))}: {msg}{got_text}")
     return "\n".join(lines)
@@ -133,14 +150,20 @@ class ChainGuards:
     retrieval: GuardPipeline
 
 
-def build_guard(entry: GuardEntry, stage: Stage, where: str, source: Path | str,
-                context: dict[str, Any] | None = None) -> Guard:  # fmt: skip
+def build_guard(
+    entry: GuardEntry,
+    stage: Stage,
+    where: str,
+    source: Path | str,
+    context: dict[str, Any] | None = None,
+) -> Guard:
     """One guard from its entry; errors name the file and the key."""
     try:
         cls = guard_registry.get(entry.guard)
     except UnknownNameError as exc:
-        raise ConfigError(f"{source}: {where}.guard: {exc}",
-                          fix="Run `langdeploy guards list` for the names.") from None  # fmt: skip
+        raise ConfigError(
+            f"{source}: {where}.guard: {exc}", fix="Run `langdeploy guards list` for the names."
+        ) from None
     if stage not in cls.stages:
         raise ConfigError(
             f"{source}: {where}.guard: the guard {entry.guard!r} does not run at the {stage} "
@@ -172,8 +195,10 @@ def build_guard(entry: GuardEntry, stage: Stage, where: str, source: Path | str,
     except ConfigError:
         raise
     except Exception as exc:  # a guard refusing its options (for example a bad JSON Schema)
-        raise ConfigError(f"{source}: {where}: the guard {entry.guard!r} rejected its options: "
-                          f"{exc}", fix="Fix the options.") from None  # fmt: skip
+        raise ConfigError(
+            f"{source}: {where}: the guard {entry.guard!r} rejected its options: {exc}",
+            fix="Fix the options.",
+        ) from None
 
 
 def build_chain_guards(

@@ -13,7 +13,6 @@ from typing import Any
 from langchain_core.messages import BaseMessageChunk
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.utils import ConfigurableFieldSpec
-from pydantic import BaseModel
 
 from langdeploy.guards.base import Guard, GuardContext, GuardrailViolation, Redactions
 from langdeploy.guards.pipeline import GuardPipeline, StreamCollector, StreamRedactor
@@ -46,17 +45,17 @@ class GuardedRunnable(Runnable[Any, Any]):
     # -- the chain's own types and schemas, so LangServe and the playground see through us ----
 
     @property
-    def InputType(self) -> Any:  # noqa: N802 - langchain-core's name
+    def InputType(self) -> Any:
         return self.bound.InputType
 
     @property
-    def OutputType(self) -> Any:  # noqa: N802 - langchain-core's name
+    def OutputType(self) -> Any:
         return self.bound.OutputType
 
-    def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+    def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
         return self.bound.get_input_schema(config)
 
-    def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+    def get_output_schema(self, config: RunnableConfig | None = None) -> Any:
         return self.bound.get_output_schema(config)
 
     @property
@@ -81,9 +80,7 @@ class GuardedRunnable(Runnable[Any, Any]):
         output = self.bound.invoke(self.guard_input(input, ctx), config, **kwargs)
         return self.guard_output(output, ctx)
 
-    async def ainvoke(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Any:
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         ctx = self._context()
         output = await self.bound.ainvoke(self.guard_input(input, ctx), config, **kwargs)
         return self.guard_output(output, ctx)
@@ -110,8 +107,11 @@ class GuardedRunnable(Runnable[Any, Any]):
                 **kwargs,
             )
             for i, out in zip(todo, results, strict=True):
-                outputs[i] = out if isinstance(out, Exception) else self._out(out, ctxs[i],
-                                                                              return_exceptions)  # fmt: skip
+                outputs[i] = (
+                    out
+                    if isinstance(out, Exception)
+                    else self._out(out, ctxs[i], return_exceptions)
+                )
         return outputs
 
     async def abatch(
@@ -135,8 +135,11 @@ class GuardedRunnable(Runnable[Any, Any]):
                 **kwargs,
             )
             for i, out in zip(todo, results, strict=True):
-                outputs[i] = out if isinstance(out, Exception) else self._out(out, ctxs[i],
-                                                                              return_exceptions)  # fmt: skip
+                outputs[i] = (
+                    out
+                    if isinstance(out, Exception)
+                    else self._out(out, ctxs[i], return_exceptions)
+                )
         return outputs
 
     def _guard_inputs(
@@ -259,11 +262,15 @@ def guarded(
     on_stream_violation: StreamViolationHandler | None = None,
 ) -> GuardedRunnable:
     """Wrap ``chain`` in input and output guards; the result keeps the chain's schemas."""
-    inp = input_guards if isinstance(input_guards, GuardPipeline) else GuardPipeline(
-        "input", list(input_guards)
+    inp = (
+        input_guards
+        if isinstance(input_guards, GuardPipeline)
+        else GuardPipeline("input", list(input_guards))
     )
-    out = output_guards if isinstance(output_guards, GuardPipeline) else GuardPipeline(
-        "output", list(output_guards)
+    out = (
+        output_guards
+        if isinstance(output_guards, GuardPipeline)
+        else GuardPipeline("output", list(output_guards))
     )
     return GuardedRunnable(
         chain, inp, out, count_tokens=count_tokens, on_stream_violation=on_stream_violation

@@ -76,8 +76,9 @@ HEURISTICS: dict[str, re.Pattern[str]] = {
         r"\bdan\b|\bdo anything now\b|\bdeveloper mode (?:enabled|activated|on|output|"
         r"response)|\benable developer mode\b|\bjailbr(?:eak|oken)\b|\bgodmode\b|\bgod mode\b|"
         r"\bstay in character\b|\bnever break(?:ing)? character\b|\bdo not break character\b|"
-        r"\b(?:deceased|late|dead) grand(?:ma|mother|pa|father)\b|\bevil (?:ai|assistant|confidant|twin|"
-        r"bot|mode)\b|\baim\b (?:always intelligent|machiavellian)|\bunfiltered\b|\bamoral\b|"
+        r"\b(?:deceased|late|dead) grand(?:ma|mother|pa|father)\b|"
+        r"\bevil (?:ai|assistant|confidant|twin|bot|mode)\b|"
+        r"\baim\b (?:always intelligent|machiavellian)|\bunfiltered\b|\bamoral\b|"
         r"\bno (?:ethical|moral) (?:guidelines|rules|constraints|limits)\b|\bopposite mode\b|"
         r"\bmode developpeur\b|\bmodo (?:desarrollador|sin restricciones|dios)\b|"
         r"\bentwicklermodus\b|\bsans filtre\b|\bsin filtros?\b|\bohne filter\b"
@@ -137,8 +138,14 @@ SQUASHED = re.compile(
     r"jegliche)?(?:restrictions|filters?|limits|censorship|restricciones|filtros?|limites|"
     r"einschrankungen|zensur)"
 )
-FEATURES = (*HEURISTICS, "squashed", "encoded_payload", "invisible_chars", "obfuscated",
-            "strong_any")  # fmt: skip
+FEATURES = (
+    *HEURISTICS,
+    "squashed",
+    "encoded_payload",
+    "invisible_chars",
+    "obfuscated",
+    "strong_any",
+)
 STRONG = ("override", "prompt_leak", "fake_tags", "jailbreak_persona")
 
 
@@ -157,19 +164,105 @@ def segments(text: str, limit: int = 24) -> list[str]:
 # runs only on windows around them, which keeps a 4,000-character text within a millisecond.
 TRIGGERS: dict[str, frozenset[str]] = {
     "override": frozenset(
-        "ignore ignoring disregard forget skip override bypass drop discard abandon set throw "
-        "erase delete cancel neglect ignorez ignorer oublie oubliez oublier neglige negligez "
-        "negliger ne fais ignora ignorar ignorad olvida olvidar olvidad olvide omite omitir "
-        "descarta descartar pasa haz ignoriere ignorier ignorieren vergiss vergessen missachte "
-        "verwirf uberschreibe".split()
+        [
+            "ignore",
+            "ignoring",
+            "disregard",
+            "forget",
+            "skip",
+            "override",
+            "bypass",
+            "drop",
+            "discard",
+            "abandon",
+            "set",
+            "throw",
+            "erase",
+            "delete",
+            "cancel",
+            "neglect",
+            "ignorez",
+            "ignorer",
+            "oublie",
+            "oubliez",
+            "oublier",
+            "neglige",
+            "negligez",
+            "negliger",
+            "ne",
+            "fais",
+            "ignora",
+            "ignorar",
+            "ignorad",
+            "olvida",
+            "olvidar",
+            "olvidad",
+            "olvide",
+            "omite",
+            "omitir",
+            "descarta",
+            "descartar",
+            "pasa",
+            "haz",
+            "ignoriere",
+            "ignorier",
+            "ignorieren",
+            "vergiss",
+            "vergessen",
+            "missachte",
+            "verwirf",
+            "uberschreibe",
+        ]
     ),
     "prompt_leak": frozenset(
-        "reveal print show repeat output display tell give share dump leak write recite spell "
-        "what text words everything revele reveles revelez affiche affiches montre montres "
-        "repete repetes donne donnes revela muestra muestrame repite dime imprime zeige zeig "
-        "gib wiederhole verrate nenne drucke".split()
+        [
+            "reveal",
+            "print",
+            "show",
+            "repeat",
+            "output",
+            "display",
+            "tell",
+            "give",
+            "share",
+            "dump",
+            "leak",
+            "write",
+            "recite",
+            "spell",
+            "what",
+            "text",
+            "words",
+            "everything",
+            "revele",
+            "reveles",
+            "revelez",
+            "affiche",
+            "affiches",
+            "montre",
+            "montres",
+            "repete",
+            "repetes",
+            "donne",
+            "donnes",
+            "revela",
+            "muestra",
+            "muestrame",
+            "repite",
+            "dime",
+            "imprime",
+            "zeige",
+            "zeig",
+            "gib",
+            "wiederhole",
+            "verrate",
+            "nenne",
+            "drucke",
+        ]
     ),
-    "restriction_bypass": frozenset("without with free no bypass sans sin ohne".split()),
+    "restriction_bypass": frozenset(
+        ["without", "with", "free", "no", "bypass", "sans", "sin", "ohne"]
+    ),
 }
 _WINDOW_BEFORE, _WINDOW_AFTER = 16, 260
 _LONG = 600
@@ -233,15 +326,20 @@ def heuristic_features(text: str) -> tuple[np.ndarray, str]:
 
 class InjectionOptions(GuardOptions):
     threshold: float | None = Field(
-        None, gt=0.0, lt=1.0, description="Probability above which text is an attack; "
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="Probability above which text is an attack; "
         "default: the threshold stored with the model (chosen on the training split).",
     )
 
 
 class PromptInjectionGuard(Guard):
     name = "prompt_injection"
-    description = ("Prompt injection and jailbreaks (EN/FR/ES/DE): heuristics on normalised text "
-                   "plus a hashed n-gram logistic regression shipped with the package.")  # fmt: skip
+    description = (
+        "Prompt injection and jailbreaks (EN/FR/ES/DE): heuristics on normalised text "
+        "plus a hashed n-gram logistic regression shipped with the package."
+    )
     default_action: ClassVar[Action] = "block"
     allowed_actions: ClassVar[tuple[Action, ...]] = ("block", "warn")
     Options = InjectionOptions
@@ -270,5 +368,6 @@ class PromptInjectionGuard(Guard):
     def message(self, finding: Finding) -> str:
         if finding.category == "indirect_injection":
             return "A retrieved document looks like it carries instructions for the model."
-        return ("The request looks like a prompt-injection or jailbreak attempt and was not "
-                "processed.")  # fmt: skip
+        return (
+            "The request looks like a prompt-injection or jailbreak attempt and was not processed."
+        )

@@ -1,8 +1,8 @@
 """Text normalisation against obfuscation, shared by the injection, topic and toxicity guards.
 
-Attackers write ``I g n o r e``, ``1gn0r3``, ``ｉｇｎｏｒｅ``, Cyrillic look-alikes, zero-width joiners,
-Unicode tag characters (invisible ASCII) and base64. Everything here is a pure function of the
-text, and fast: str.translate and a handful of compiled regexes.
+Attackers write ``I g n o r e``, ``1gn0r3``, full-width letters, Cyrillic look-alikes,
+zero-width joiners, Unicode tag characters (invisible ASCII) and base64. Everything here is a
+pure function of the text, and fast: str.translate and a handful of compiled regexes.
 """
 
 from __future__ import annotations
@@ -22,8 +22,22 @@ CONFUSABLES = str.maketrans(
     "аеорсхуіјѕԁɡһкмтвнАЕОРСХУІЈЅКМТВНαεορτνκιΑΕΟΡΤΝΚΙΒΜΖΗ",
     "aeopcxyijsdghkmtbhAEOPCXYIJSKMTBHaeoptvkiAEOPTNKIBMZH",
 )
-LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
-                      "$": "s", "!": "i", "|": "l", "€": "e", "8": "b"})  # fmt: skip
+LEET = str.maketrans(
+    {
+        "0": "o",
+        "1": "i",
+        "3": "e",
+        "4": "a",
+        "5": "s",
+        "7": "t",
+        "@": "a",
+        "$": "s",
+        "!": "i",
+        "|": "l",
+        "€": "e",
+        "8": "b",
+    }
+)
 _DROP = str.maketrans("", "", ZERO_WIDTH + BIDI)
 # Letters joined by dots, dashes, underscores or stars inside a word: "i-g-n-o-r-e"; then single
 # letters separated by single spaces: "i g n o r e" (runs split where two or more spaces are).

@@ -25,7 +25,7 @@ from langdeploy.guards.normalize import normalize
 class LeakOptions(GuardOptions):
     canaries: list[str] = Field(
         default_factory=list,
-        description="Secret strings placed in the system prompt; seeing one in an answer is a leak.",
+        description="Secret strings in the system prompt; one in an answer is a leak.",
     )
     system_prompt: str | None = Field(
         None, description="The system prompt; answers quoting a long run of it leak it."
@@ -80,17 +80,74 @@ class SystemPromptLeakGuard(Guard):
 # text, so "a s s h 0 l e" and "sh1t" count; words that are ordinary in another sense (for
 # example "bitch" in dog breeding, "dick" as a name) are left to context and not listed.
 PROFANITY = (
-    "fuck", "fucking", "fucked", "fucker", "motherfucker", "shit", "shitty", "bullshit",
-    "asshole", "arsehole", "bastard", "cunt", "dickhead", "wanker", "twat", "prick", "slut",
-    "whore", "cocksucker", "dumbass", "jackass",
-    "merde", "putain", "connard", "connasse", "salope", "encule", "enculer", "batard", "pute",
-    "mierda", "puta", "puto", "cabron", "gilipollas", "pendejo", "coño", "joder", "hijo de puta",
-    "scheisse", "scheiss", "arschloch", "wichser", "fotze", "hurensohn", "miststuck", "fick",
+    "fuck",
+    "fucking",
+    "fucked",
+    "fucker",
+    "motherfucker",
+    "shit",
+    "shitty",
+    "bullshit",
+    "asshole",
+    "arsehole",
+    "bastard",
+    "cunt",
+    "dickhead",
+    "wanker",
+    "twat",
+    "prick",
+    "slut",
+    "whore",
+    "cocksucker",
+    "dumbass",
+    "jackass",
+    "merde",
+    "putain",
+    "connard",
+    "connasse",
+    "salope",
+    "encule",
+    "enculer",
+    "batard",
+    "pute",
+    "mierda",
+    "puta",
+    "puto",
+    "cabron",
+    "gilipollas",
+    "pendejo",
+    "coño",
+    "joder",
+    "hijo de puta",
+    "scheisse",
+    "scheiss",
+    "arschloch",
+    "wichser",
+    "fotze",
+    "hurensohn",
+    "miststuck",
+    "fick",
     "ficken",
-)  # fmt: skip
+)
 # Slurs and threats are reported as "hate" or "threat": a stronger category for dashboards.
-HATE = ("nigger", "nigga", "faggot", "fag", "kike", "spic", "chink", "tranny", "retard", "raghead",
-        "wetback", "untermensch", "sale arabe", "sale juif", "sudaca", "maricon")  # fmt: skip
+HATE = (
+    "nigger",
+    "nigga",
+    "faggot",
+    "fag",
+    "kike",
+    "spic",
+    "chink",
+    "tranny",
+    "retard",
+    "raghead",
+    "wetback",
+    "untermensch",
+    "sale arabe",
+    "sale juif",
+    "sudaca",
+    "maricon",
+)
 THREATS = re.compile(
     r"\b(?:i(?: wi|')ll|i am going to|i'm going to|gonna) (?:kill|murder|hurt|rape|shoot|stab) "
     r"you\b|\bkill yourself\b|\bkys\b|\bje vais te tuer\b|\bte voy a matar\b|"
@@ -223,11 +280,25 @@ class JSONSchemaGuard(Guard):
             fixed = repair_json(text)
             if fixed is not None and self._problem(fixed) is None:
                 # Repaired: not a violation of the contract, but recorded as a warning.
-                v = Violation(self.instance_name, "repaired", "warn", ctx.stage, None, 1.0,
-                              "The answer was repaired into valid JSON.")  # fmt: skip
+                v = Violation(
+                    self.instance_name,
+                    "repaired",
+                    "warn",
+                    ctx.stage,
+                    None,
+                    1.0,
+                    "The answer was repaired into valid JSON.",
+                )
                 return GuardResult(True, fixed, [v])
-        v = Violation(self.instance_name, "invalid_json", self.action, ctx.stage, None, 1.0,
-                      f"The answer is {problem}.")  # fmt: skip
+        v = Violation(
+            self.instance_name,
+            "invalid_json",
+            self.action,
+            ctx.stage,
+            None,
+            1.0,
+            f"The answer is {problem}.",
+        )
         return GuardResult(self.action != "block", text, [v])
 
     def scan(self, text: str, ctx: GuardContext) -> list[Finding]:

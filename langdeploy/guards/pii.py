@@ -37,8 +37,10 @@ CARD = re.compile(r"(?<![\w-])(?<!\d[ \-])\d(?:[ \-]?\d){12,18}(?![\w-])(?![ \-]
 IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
 SSN = re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])")
 SSN_BARE = re.compile(r"(?i)\b(?:ssn|social security(?: number)?)\b\D{0,12}(\d{9})\b")
-NINO = re.compile(r"(?<![A-Za-z0-9])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z]{2}"
-                  r"(?:\s?\d{2}){3}\s?[A-D](?![A-Za-z0-9])")  # fmt: skip
+NINO = re.compile(
+    r"(?<![A-Za-z0-9])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z]{2}"
+    r"(?:\s?\d{2}){3}\s?[A-D](?![A-Za-z0-9])"
+)
 DNI = re.compile(r"(?<![A-Za-z0-9])(\d{8})-?([A-Z])(?![A-Za-z0-9])")
 DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
 IPV4 = re.compile(
@@ -49,15 +51,77 @@ IPV4_NOT_AFTER = re.compile(r"(?i)(?:\bv|version|ver\.?|release|build|firmware|o
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%\w+)?(?![\w:])")
 
 IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
-    "BR": 29, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20,
-    "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18,
-    "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
-    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27,
-    "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24,
-    "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SE": 24, "SI": 19,
-    "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
-}  # fmt: skip
+    "AD": 24,
+    "AE": 23,
+    "AL": 28,
+    "AT": 20,
+    "AZ": 28,
+    "BA": 20,
+    "BE": 16,
+    "BG": 22,
+    "BH": 22,
+    "BR": 29,
+    "CH": 21,
+    "CR": 22,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DK": 18,
+    "DO": 28,
+    "EE": 20,
+    "EG": 29,
+    "ES": 24,
+    "FI": 18,
+    "FO": 18,
+    "FR": 27,
+    "GB": 22,
+    "GE": 22,
+    "GI": 23,
+    "GL": 18,
+    "GR": 27,
+    "GT": 28,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IL": 23,
+    "IQ": 23,
+    "IS": 26,
+    "IT": 27,
+    "JO": 30,
+    "KW": 30,
+    "KZ": 20,
+    "LB": 28,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "MC": 27,
+    "MD": 24,
+    "ME": 22,
+    "MK": 19,
+    "MR": 27,
+    "MT": 31,
+    "MU": 30,
+    "NL": 18,
+    "NO": 15,
+    "PK": 24,
+    "PL": 28,
+    "PS": 29,
+    "PT": 25,
+    "QA": 29,
+    "RO": 24,
+    "RS": 22,
+    "SA": 24,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "TN": 24,
+    "TR": 26,
+    "UA": 29,
+    "VG": 24,
+    "XK": 20,
+}
 
 
 def luhn_ok(digits: str) -> bool:
@@ -149,10 +213,14 @@ def find_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> list[
                 found.append(Finding("iban", m.start(), m.start() + len(value), label="IBAN"))
     if has_digit and "ssn" in wanted:
         found += [Finding("ssn", m.start(), m.end(), label="SSN") for m in SSN.finditer(text)]
-        found += [Finding("ssn", m.start(1), m.end(1), label="SSN") for m in SSN_BARE.finditer(text)]
+        found += [
+            Finding("ssn", m.start(1), m.end(1), label="SSN") for m in SSN_BARE.finditer(text)
+        ]
     if has_digit and "national_id" in wanted:
-        found += [Finding("national_id", m.start(), m.end(), label="NATIONAL_ID")
-                  for m in NINO.finditer(text)]  # fmt: skip
+        found += [
+            Finding("national_id", m.start(), m.end(), label="NATIONAL_ID")
+            for m in NINO.finditer(text)
+        ]
         for m in DNI.finditer(text):
             if DNI_LETTERS[int(m.group(1)) % 23] == m.group(2):
                 found.append(Finding("national_id", m.start(), m.end(), label="NATIONAL_ID"))
@@ -185,8 +253,9 @@ def find_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> list[
 
 class PIIGuard(Guard):
     name = "pii"
-    description = ("Emails, phone numbers, payment cards (Luhn), IBANs (mod 97), national IDs, "
-                   "IP addresses.")  # fmt: skip
+    description = (
+        "Emails, phone numbers, payment cards (Luhn), IBANs (mod 97), national IDs, IP addresses."
+    )
     default_action: ClassVar[Action] = "redact"
     Options = PIIOptions
     stages: ClassVar[tuple[Stage, ...]] = ("input", "output", "retrieval")

@@ -23,8 +23,8 @@ from langdeploy.guards.base import (
     Finding,
     Guard,
     GuardContext,
-    GuardResult,
     GuardrailViolation,
+    GuardResult,
     Stage,
     Violation,
     merge_findings,
@@ -189,8 +189,11 @@ def _walk(value: Any, visit: Callable[[str], None]) -> None:
             if k not in _STRUCTURAL_KEYS:
                 _walk(v, visit)
     elif isinstance(value, list | tuple):
-        if len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], str) and (
-            value[0] in ("human", "user", "ai", "assistant", "system")
+        if (
+            len(value) == 2
+            and isinstance(value[0], str)
+            and isinstance(value[1], str)
+            and (value[0] in ("human", "user", "ai", "assistant", "system"))
         ):
             visit(value[1])  # a ("human", "text") message tuple
             return
@@ -224,12 +227,18 @@ def replace_texts(value: Any, new: Iterator[str]) -> Any:
     if isinstance(value, dict):
         if _is_message_dict(value):
             return {**value, "content": _replace_content(value["content"], new)}
-        return {k: (v if k in _STRUCTURAL_KEYS else replace_texts(v, new)) for k, v in value.items()}
+        return {
+            k: (v if k in _STRUCTURAL_KEYS else replace_texts(v, new)) for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        if len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], str) and (
-            value[0] in ("human", "user", "ai", "assistant", "system")
+        if (
+            len(value) == 2
+            and isinstance(value[0], str)
+            and isinstance(value[1], str)
+            and (value[0] in ("human", "user", "ai", "assistant", "system"))
         ):
-            return type(value)((value[0], next(new)))
+            pair = (value[0], next(new))
+            return list(pair) if isinstance(value, list) else pair
         items = [replace_texts(v, new) for v in value]
         return items if isinstance(value, list) else tuple(items)
     if hasattr(value, "model_fields") and hasattr(value, "model_dump"):
@@ -294,8 +303,12 @@ class StreamRedactor:
         """The rest of the text, after the whole-answer guards; raises when one blocks."""
         if self.hold_all:
             # Whole-answer guards decide first; then window guards run over everything.
-            pipeline = GuardPipeline(self.pipeline.stage, self.pipeline.guards,
-                                     self.pipeline.observer, self.pipeline.chain)  # fmt: skip
+            pipeline = GuardPipeline(
+                self.pipeline.stage,
+                self.pipeline.guards,
+                self.pipeline.observer,
+                self.pipeline.chain,
+            )
             result = pipeline.run("".join(self.raw), self.ctx)
             if not result.allowed:
                 assert result.blocking is not None
@@ -304,8 +317,9 @@ class StreamRedactor:
         out = self._drain(final=True)
         if self.final_guards:
             full = "".join(self.raw)
-            finals = GuardPipeline(self.pipeline.stage, self.final_guards,
-                                   self.pipeline.observer, self.pipeline.chain)  # fmt: skip
+            finals = GuardPipeline(
+                self.pipeline.stage, self.final_guards, self.pipeline.observer, self.pipeline.chain
+            )
             result = finals.run(full, self.ctx)
             if not result.allowed and result.blocking is not None:
                 raise GuardrailViolation(result.blocking)
@@ -352,8 +366,9 @@ class StreamRedactor:
         self.buffer = window[cut:]
         return self._restore(released)
 
-    def _act(self, guard: Guard, f: Finding, window: str,
-             replace: list[tuple[Finding, Guard]]) -> None:  # fmt: skip
+    def _act(
+        self, guard: Guard, f: Finding, window: str, replace: list[tuple[Finding, Guard]]
+    ) -> None:
         key = (guard.instance_name, f.category, self.emitted - len(self.tail) + f.start)
         first = key not in self._seen
         self._seen.add(key)
@@ -366,8 +381,9 @@ class StreamRedactor:
         if guard.action == "redact":
             replace.append((f, guard))
 
-    def _apply(self, window: str, offset: int, cut: int,
-               replace: list[tuple[Finding, Guard]]) -> str:  # fmt: skip
+    def _apply(
+        self, window: str, offset: int, cut: int, replace: list[tuple[Finding, Guard]]
+    ) -> str:
         chosen = {id(f): g for f, g in replace}
         parts: list[str] = []
         pos = offset

@@ -13,20 +13,34 @@ from langdeploy.guards.base import Action, Finding, Guard, GuardContext, GuardOp
 
 # (category, pattern); the whole match is the secret unless the pattern has a group 1.
 TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("aws_access_key", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA)[A-Z0-9]{16}"
-                                  r"(?![A-Z0-9])")),  # fmt: skip
-    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})")),
+    (
+        "aws_access_key",
+        re.compile(
+            r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA)[A-Z0-9]{16}"
+            r"(?![A-Z0-9])"
+        ),
+    ),
+    (
+        "github_token",
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"),
+    ),
     ("gitlab_token", re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}")),
     ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
     ("slack_webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}")),
     ("stripe_key", re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}")),
     ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
-    ("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|ant-(?:api|admin)\d{2}-)?[A-Za-z0-9_\-]{20,}")),
+    (
+        "openai_key",
+        re.compile(r"\bsk-(?:proj-|svcacct-|ant-(?:api|admin)\d{2}-)?[A-Za-z0-9_\-]{20,}"),
+    ),
     ("hf_token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
     ("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}")),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
     ("azure_storage_key", re.compile(r"AccountKey=([A-Za-z0-9+/]{80,}={0,2})")),
-    ("url_credentials", re.compile(r"\b[a-z][a-z0-9+.-]{1,15}://[^\s:/@]{1,64}:([^\s:/@]{3,128})@")),
+    (
+        "url_credentials",
+        re.compile(r"\b[a-z][a-z0-9+.-]{1,15}://[^\s:/@]{1,64}:([^\s:/@]{3,128})@"),
+    ),
 )
 PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
@@ -73,8 +87,9 @@ def shannon_entropy(value: str) -> float:
 
 
 class SecretsOptions(GuardOptions):
-    min_entropy: float = Field(3.0, ge=0.0, le=8.0,
-                               description="Bits per character for a key=value value to count.")  # fmt: skip
+    min_entropy: float = Field(
+        3.0, ge=0.0, le=8.0, description="Bits per character for a key=value value to count."
+    )
     min_length: int = Field(8, ge=4, le=256, description="Shortest key=value value that counts.")
 
 
@@ -89,25 +104,27 @@ def find_secrets(text: str, min_entropy: float = 3.0, min_length: int = 8) -> li
             else:
                 found.append(Finding(category, m.start(), m.end(), label="SECRET"))
     if "PRIVATE KEY" in text:
-        found += [Finding("private_key", m.start(), m.end(), label="PRIVATE_KEY")
-                  for m in PRIVATE_KEY.finditer(text)]  # fmt: skip
+        found += [
+            Finding("private_key", m.start(), m.end(), label="PRIVATE_KEY")
+            for m in PRIVATE_KEY.finditer(text)
+        ]
     if "=" not in text and ":" not in text:
         return found
     for sep in SEPARATOR.finditer(text):
         if not KEY_NAME.search(text, max(0, sep.start() - 48), sep.start()):
             continue
-        m = VALUE.match(text, sep.end())
-        if m is None:
+        vm = VALUE.match(text, sep.end())
+        if vm is None:
             continue
-        group = 1 if m.group(1) is not None else 2 if m.group(2) is not None else 3
-        value = m.group(group)
+        group = 1 if vm.group(1) is not None else 2 if vm.group(2) is not None else 3
+        value = vm.group(group)
         if len(value) < min_length or PLACEHOLDER.match(value) or CODE_VALUE.search(value):
             continue
         if ALL_CAPS_NAME.match(value):  # YOUR_API_KEY, OPENAI_API_KEY: a name, not a value
             continue
         if shannon_entropy(value) < min_entropy or not re.search(r"\d|[^A-Za-z]", value):
             continue
-        found.append(Finding("key_value_secret", m.start(group), m.end(group), label="SECRET"))
+        found.append(Finding("key_value_secret", vm.start(group), vm.end(group), label="SECRET"))
     return found
 
 

@@ -97,7 +97,9 @@ class Topic(BaseModel):
             try:
                 re.compile(p)
             except re.error as exc:
-                raise ValueError(f"pattern {p!r} is not a valid regular expression: {exc}") from None
+                raise ValueError(
+                    f"pattern {p!r} is not a valid regular expression: {exc}"
+                ) from None
         return value
 
 
@@ -130,8 +132,9 @@ class DeniedTopicsGuard(Guard):
                 self._regex.append((topic.name, re.compile(p, re.IGNORECASE)))
 
     def scan(self, text: str, ctx: GuardContext) -> list[Finding]:
-        found = [Finding(name, m.start(), m.end()) for name, rx in self._regex
-                 for m in rx.finditer(text)]  # fmt: skip
+        found = [
+            Finding(name, m.start(), m.end()) for name, rx in self._regex for m in rx.finditer(text)
+        ]
         if self._keyword:
             # Keyword hits are on the normalised text, whose offsets differ: redact the span
             # of the raw text only when the keyword also occurs there verbatim.

@@ -80,8 +80,10 @@ class AuditLog:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch(exist_ok=True)
             except OSError as exc:
-                raise ConfigError(f"The guard audit log {path} cannot be written: {exc}",
-                                  fix="Fix guards.audit_log (LANGDEPLOY_GUARDS__AUDIT_LOG).") from None  # fmt: skip
+                raise ConfigError(
+                    f"The guard audit log {path} cannot be written: {exc}",
+                    fix="Fix guards.audit_log (LANGDEPLOY_GUARDS__AUDIT_LOG).",
+                ) from None
 
     def write(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False)
@@ -95,8 +97,13 @@ class AuditLog:
 class GuardRuntime:
     """The guards of one app: pipelines per chain, the audit log and the metrics."""
 
-    def __init__(self, settings: Settings, count_tokens: Callable[[str], int],
-                 chains: list[str], registry: CollectorRegistry) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        count_tokens: Callable[[str], int],
+        chains: list[str],
+        registry: CollectorRegistry,
+    ) -> None:
         self.settings = settings
         self.enabled = settings.guards.enabled
         self.count_tokens = count_tokens
@@ -116,8 +123,13 @@ class GuardRuntime:
             "max_tokens": max(64, settings.model.n_ctx - settings.model.max_tokens),
         }
         self.chains: dict[str, ChainGuards] = {
-            name: build_chain_guards(self.config, name, source=self.source or "guards.yaml",
-                                     observer=self.observe, context=self.context)  # fmt: skip
+            name: build_chain_guards(
+                self.config,
+                name,
+                source=self.source or "guards.yaml",
+                observer=self.observe,
+                context=self.context,
+            )
             for name in chains
         }
 
@@ -125,16 +137,18 @@ class GuardRuntime:
         v = event.violation
         chain = event.chain or "-"
         self.violations.labels(chain, v.stage, v.guard, v.action).inc()
-        self.audit.write({
-            "ts": round(time.time(), 3),
-            "request_id": current_request_id(),
-            "chain": chain,
-            "stage": v.stage,
-            "guard": v.guard,
-            "category": v.category,
-            "action": v.action,
-            "text_sha256": event.text_sha256,
-        })  # fmt: skip
+        self.audit.write(
+            {
+                "ts": round(time.time(), 3),
+                "request_id": current_request_id(),
+                "chain": chain,
+                "stage": v.stage,
+                "guard": v.guard,
+                "category": v.category,
+                "action": v.action,
+                "text_sha256": event.text_sha256,
+            }
+        )
 
     def wrap(self, chain: str, runnable: Runnable[Any, Any]) -> Runnable[Any, Any]:
         if not self.enabled:
@@ -190,8 +204,10 @@ def guards_config_path(settings: Settings) -> Path | None:
     if settings.guards.config is not None:
         return settings.guards.config
     if settings.app.dir is not None:
-        for candidate in (settings.app.dir / "guards" / "guards.yaml",
-                          settings.app.dir / "guards.yaml"):  # fmt: skip
+        for candidate in (
+            settings.app.dir / "guards" / "guards.yaml",
+            settings.app.dir / "guards.yaml",
+        ):
             if candidate.is_file():
                 return candidate
     return None
@@ -230,8 +246,11 @@ class GuardStreamMiddleware:
                 if m is not None:
                     sent_error = True
                     nl = m.group(1).decode()
-                    payload = {"status_code": 400, "message": violation.public_message,
-                               **violation.contract()}  # fmt: skip
+                    payload = {
+                        "status_code": 400,
+                        "message": violation.public_message,
+                        **violation.contract(),
+                    }
                     event = f"event: error{nl}data: {json.dumps(payload)}{nl}{nl}".encode()
                     message = {**message, "body": body[: m.start()] + event + body[m.start() :]}
             await send(message)
@@ -242,8 +261,9 @@ class GuardStreamMiddleware:
             _scope.reset(token)
 
 
-def install_guards(app: FastAPI, settings: Settings, count_tokens: Callable[[str], int],
-                   chains: list[str]) -> GuardRuntime:  # fmt: skip
+def install_guards(
+    app: FastAPI, settings: Settings, count_tokens: Callable[[str], int], chains: list[str]
+) -> GuardRuntime:
     """Build the guards of every chain, add the stream layer and ``/metrics``."""
     registry = getattr(app.state, "metrics_registry", None)
     if registry is None:
