@@ -70,12 +70,13 @@ class InjectionModel:
         return self.weights[DIM:]
 
     def ngram_logit(self, text: str) -> float:
-        """The most suspicious window's n-gram contribution (sum / sqrt(count))."""
+        """The most suspicious window's n-gram contribution: the mean weight of its n-grams, so
+        that length and repetition do not change the score, only content does."""
         buckets, positions = ngram_positions(text)
         if buckets.size == 0:
             return 0.0
         if len(text) + 2 <= WINDOW:
-            return float(self.ngram_weights[buckets].sum() / np.sqrt(buckets.size))
+            return float(self.ngram_weights[buckets].mean())
         per_pos = np.bincount(positions, weights=self.ngram_weights[buckets])
         counts = np.bincount(positions).astype(np.float64)
         csum = np.concatenate(([0.0], np.cumsum(per_pos)))
@@ -86,7 +87,7 @@ class InjectionModel:
         ends = np.minimum(starts + WINDOW, len(per_pos))
         sums = csum[ends] - csum[starts]
         ns = np.maximum(ccount[ends] - ccount[starts], 1.0)
-        return float(np.max(sums / np.sqrt(ns)))
+        return float(np.max(sums / ns))
 
     def segment_logits(self, texts: list[str]) -> FloatArray:
         """Each text's n-gram contribution as a whole, all texts in one vectorised pass."""
@@ -114,7 +115,7 @@ class InjectionModel:
                 who, weights=self.ngram_weights[buckets[inside]], minlength=len(texts)
             )
             counts += np.bincount(who, minlength=len(texts))
-        return np.asarray(sums / np.sqrt(np.maximum(counts, 1.0)))
+        return np.asarray(sums / np.maximum(counts, 1.0))
 
     def logit(self, text: str, features: FloatArray, segments: list[str] | None = None) -> float:
         """Bias + the most suspicious of the whole text (by windows) and its sentences +
@@ -170,7 +171,7 @@ def train(
     *,
     epochs: int = 400,
     lr: float = 0.5,
-    l2: float = 1e-4,
+    l2: float = 1e-7,
     seed: int = 0,
 ) -> tuple[FloatArray, float]:
     """Full-batch logistic regression with Adam on sparse n-gram counts plus dense features."""
@@ -183,7 +184,7 @@ def train(
         uniq, counts = np.unique(buckets, return_counts=True)
         rows.append(np.full(uniq.size, i, dtype=np.int64))
         cols.append(uniq)
-        vals.append(counts / np.sqrt(max(1, buckets.size)))
+        vals.append(counts / max(1, buckets.size))
     row = np.concatenate(rows)
     col = np.concatenate(cols)
     val = np.concatenate(vals)

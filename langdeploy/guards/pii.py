@@ -168,9 +168,10 @@ def _phone_ok(text: str, start: int, value: str) -> bool:
     digits = re.sub(r"\D", "", value)
     if not 7 <= len(digits) <= 15:
         return False
-    international = value.startswith(("+", "00"))
-    if international:
+    if value.startswith("+"):
         return len(digits) >= 8
+    if re.match(r"00[1-9]\d{0,2}[\s.\-]", value):  # 00 + country code, e.g. 0044 20 ...
+        return len(digits) >= 10
     # Dates (2024-03-15, 15.03.2024) and versions (1.2.3) have few digits per group and no
     # phone word before them; a national number needs that context.
     before = text[max(0, start - 40) : start]

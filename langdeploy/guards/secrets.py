@@ -77,7 +77,7 @@ PLACEHOLDER = re.compile(
 )
 ALL_CAPS_NAME = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$|^[A-Z]+$")
 # Code that reads a secret from somewhere is not the secret: os.environ["X"], getenv("X"), ${X}.
-CODE_VALUE = re.compile(r"[(\[{$]|^(?:os|env|process|settings|config|self|secrets)\.")
+CODE_VALUE = re.compile(r"[(\[{]|^\$|^(?:os|env|process|settings|config|self|secrets)\.")
 
 
 def shannon_entropy(value: str) -> float:
