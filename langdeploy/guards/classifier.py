@@ -23,6 +23,9 @@ from langdeploy.errors import LangdeployError
 NGRAMS = (2, 3, 4, 5)
 DIM = 1 << 16
 WINDOW = 240  # characters of normalised text scored together
+# N-gram weights are averaged, but over at least this many n-grams: a two-word text then scores
+# by its heuristics and the bias, not by the luck of its handful of n-grams.
+MIN_NGRAMS = 100.0
 _MUL = np.uint64(0x100000001B3)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 MODEL_RESOURCE = "injection_model.npz"
@@ -76,7 +79,7 @@ class InjectionModel:
         if buckets.size == 0:
             return 0.0
         if len(text) + 2 <= WINDOW:
-            return float(self.ngram_weights[buckets].mean())
+            return float(self.ngram_weights[buckets].sum() / max(buckets.size, MIN_NGRAMS))
         per_pos = np.bincount(positions, weights=self.ngram_weights[buckets])
         counts = np.bincount(positions).astype(np.float64)
         csum = np.concatenate(([0.0], np.cumsum(per_pos)))
@@ -87,7 +90,7 @@ class InjectionModel:
         ends = np.minimum(starts + WINDOW, len(per_pos))
         sums = csum[ends] - csum[starts]
         ns = np.maximum(ccount[ends] - ccount[starts], 1.0)
-        return float(np.max(sums / ns))
+        return float(np.max(sums / np.maximum(ns, MIN_NGRAMS)))
 
     def segment_logits(self, texts: list[str]) -> FloatArray:
         """Each text's n-gram contribution as a whole, all texts in one vectorised pass."""
@@ -115,7 +118,7 @@ class InjectionModel:
                 who, weights=self.ngram_weights[buckets[inside]], minlength=len(texts)
             )
             counts += np.bincount(who, minlength=len(texts))
-        return np.asarray(sums / np.maximum(counts, 1.0))
+        return np.asarray(sums / np.maximum(counts, MIN_NGRAMS))
 
     def logit(self, text: str, features: FloatArray, segments: list[str] | None = None) -> float:
         """Bias + the most suspicious of the whole text (by windows) and its sentences +
@@ -184,7 +187,7 @@ def train(
         uniq, counts = np.unique(buckets, return_counts=True)
         rows.append(np.full(uniq.size, i, dtype=np.int64))
         cols.append(uniq)
-        vals.append(counts / max(1, buckets.size))
+        vals.append(counts / max(MIN_NGRAMS, buckets.size))
     row = np.concatenate(rows)
     col = np.concatenate(cols)
     val = np.concatenate(vals)

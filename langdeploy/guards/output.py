@@ -19,7 +19,7 @@ from langdeploy.guards.base import (
     Stage,
     Violation,
 )
-from langdeploy.guards.normalize import normalize
+from langdeploy.guards.normalize import normalize, strip_accents
 
 
 class LeakOptions(GuardOptions):
@@ -352,7 +352,8 @@ class RefusalGuard(Guard):
     lookahead = None
 
     def scan(self, text: str, ctx: GuardContext) -> list[Finding]:
-        m = REFUSAL.search(normalize(text))
+        # Apostrophes matter here ("can't"), so only case, accents and curly quotes are folded.
+        m = REFUSAL.search(strip_accents(text.lower().replace("\u2019", "'")))
         return [Finding("refusal", 0, len(text))] if m else []
 
     def message(self, finding: Finding) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
+from pydantic import BaseModel
 
 from langdeploy.guards.base import (
     Finding,
@@ -199,7 +200,7 @@ def _walk(value: Any, visit: Callable[[str], None]) -> None:
             return
         for v in value:
             _walk(v, visit)
-    elif hasattr(value, "model_fields") and hasattr(value, "model_dump"):
+    elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             if name not in _STRUCTURAL_KEYS:
                 _walk(getattr(value, name), visit)
@@ -241,7 +242,7 @@ def replace_texts(value: Any, new: Iterator[str]) -> Any:
             return list(pair) if isinstance(value, list) else pair
         items = [replace_texts(v, new) for v in value]
         return items if isinstance(value, list) else tuple(items)
-    if hasattr(value, "model_fields") and hasattr(value, "model_dump"):
+    if isinstance(value, BaseModel):
         update = {
             name: replace_texts(getattr(value, name), new)
             for name in type(value).model_fields
@@ -347,6 +348,9 @@ class StreamRedactor:
             for f in guard.scan(window, self.ctx):
                 if f.end <= offset:
                     continue  # about text already released and judged
+                if guard.action == "block" and (f.end < len(window) or final):
+                    # Decided (a character after it is known): stop now, whatever is held.
+                    self._act(guard, f, window, replace)
                 if f.end > cut and not final:
                     cut = max(offset, min(cut, f.start))  # undecided: hold it back
                     continue
