@@ -2,6 +2,7 @@
 #   make serve   create .venv if needed, install, serve the default app on the bundled model
 #   make test    install the dev dependencies, lint, type-check and run the tests
 #   make bench   serving benchmark: raw llama.cpp against the served /chat/stream
+#   make bench-guards  guard quality (train and held-out splits) and speed against the model
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -53,6 +54,9 @@ test: lint
 
 bench: install-dev
 	$(PY) benchmarks/serving.py
+
+bench-guards: install-dev
+	$(PY) benchmarks/guards.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
