@@ -13,7 +13,7 @@ from langdeploy.guards.base import (
     Stage,
     Violation,
 )
-from langdeploy.guards.guarded import GuardedRunnable, guarded
+from langdeploy.guards.guarded import GuardedRunnable, guard_documents, guarded
 from langdeploy.guards.pipeline import GuardEvent, GuardPipeline, StreamRedactor
 from langdeploy.guards.registry import guard_registry
 
@@ -32,6 +32,7 @@ __all__ = [
     "Stage",
     "StreamRedactor",
     "Violation",
+    "guard_documents",
     "guard_registry",
     "guarded",
 ]

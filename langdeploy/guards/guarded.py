@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
+from langchain_core.documents import Document
 from langchain_core.messages import BaseMessageChunk
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.runnables.utils import ConfigurableFieldSpec
 
 from langdeploy.guards.base import Guard, GuardContext, GuardrailViolation, Redactions
@@ -275,3 +276,14 @@ def guarded(
     return GuardedRunnable(
         chain, inp, out, count_tokens=count_tokens, on_stream_violation=on_stream_violation
     )
+
+
+def guard_documents(pipeline: GuardPipeline) -> Runnable[list[Document], list[Document]]:
+    """A step for a retrieval chain: ``retriever | guard_documents(retrieval_pipeline)``.
+    Documents that a blocking guard flags (indirect prompt injection) are dropped; the others
+    come out redacted."""
+
+    def run(docs: list[Document]) -> list[Document]:
+        return pipeline.documents(list(docs))[0]
+
+    return RunnableLambda(run, name="retrieval_guards")

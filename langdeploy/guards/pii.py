@@ -165,19 +165,23 @@ def iban_ok(candidate: str) -> bool:
 
 
 def _phone_ok(text: str, start: int, value: str) -> bool:
-    digits = re.sub(r"\D", "", value)
-    if not 7 <= len(digits) <= 15:
+    if len(value) < 7:
+        return False
+    digits = sum(c.isdigit() for c in value)
+    if not 7 <= digits <= 15:
         return False
     if value.startswith("+"):
-        return len(digits) >= 8
-    if re.match(r"00[1-9]\d{0,2}[\s.\-]", value):  # 00 + country code, e.g. 0044 20 ...
-        return len(digits) >= 10
+        return digits >= 8
+    if _INTL_00.match(value):  # 00 + country code, e.g. 0044 20 ...
+        return digits >= 10
     # Dates (2024-03-15, 15.03.2024) and versions (1.2.3) have few digits per group and no
     # phone word before them; a national number needs that context.
     before = text[max(0, start - 40) : start]
-    return bool(PHONE_CONTEXT.search(before)) or bool(
-        re.fullmatch(r"\(\d{2,5}\)[\s.\-]?\d{3,4}[\s.\-]?\d{3,4}", value)
-    )
+    return bool(PHONE_CONTEXT.search(before)) or bool(_AREA_PHONE.fullmatch(value))
+
+
+_INTL_00 = re.compile(r"00[1-9]\d{0,2}[\s.\-]")
+_AREA_PHONE = re.compile(r"\(\d{2,5}\)[\s.\-]?\d{3,4}[\s.\-]?\d{3,4}")
 
 
 class PIIOptions(GuardOptions):
@@ -245,9 +249,9 @@ def find_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> list[
         taken = [(f.start, f.end) for f in found]
         for m in PHONE.finditer(text):
             value = m.group()
-            if any(s < m.end() and m.start() < e for s, e in taken):
+            if not _phone_ok(text, m.start(), value):
                 continue
-            if _phone_ok(text, m.start(), value):
+            if not any(s < m.end() and m.start() < e for s, e in taken):
                 found.append(Finding("phone", m.start(), m.end(), label="PHONE"))
     return found
 

@@ -33,8 +33,9 @@ def write(tmp_path: Path, text: str) -> Path:
         ("input: [\n", ["Could not read"]),
     ],
 )
-def test_bad_guards_yaml_names_file_and_key(tmp_path: Path, yaml_text: str,
-                                            needles: list[str]) -> None:  # fmt: skip
+def test_bad_guards_yaml_names_file_and_key(
+    tmp_path: Path, yaml_text: str, needles: list[str]
+) -> None:
     path = write(tmp_path, yaml_text)
     with pytest.raises(ConfigError) as info:
         load_guards_file(path)
@@ -48,19 +49,33 @@ def test_bad_guards_yaml_names_file_and_key(tmp_path: Path, yaml_text: str,
     ("yaml_text", "needles"),
     [
         ("input:\n  - guard: nope\n", ["input[0].guard", "Unknown guard 'nope'", "pii"]),
-        ("input:\n  - guard: pii\n    options: {kinds: [email, dna]}\n", ["input[0].options.kinds"]),
-        ("input:\n  - guard: prompt_injection\n    options: {threshold: high}\n",
-         ["input[0].options.threshold", "valid number"]),
-        ("input:\n  - guard: length\n    options: {max_char: 5}\n",
-         ["input[0].options.max_char", "unknown key"]),
-        ("output:\n  - guard: prompt_injection\n", ["output[0].guard", "does not run at the output"]),
+        (
+            "input:\n  - guard: pii\n    options: {kinds: [email, dna]}\n",
+            ["input[0].options.kinds"],
+        ),
+        (
+            "input:\n  - guard: prompt_injection\n    options: {threshold: high}\n",
+            ["input[0].options.threshold", "valid number"],
+        ),
+        (
+            "input:\n  - guard: length\n    options: {max_char: 5}\n",
+            ["input[0].options.max_char", "unknown key"],
+        ),
+        (
+            "output:\n  - guard: prompt_injection\n",
+            ["output[0].guard", "does not run at the output"],
+        ),
         ("input:\n  - guard: prompt_injection\n    action: redact\n", ["input[0].action"]),
-        ("chains:\n  chat:\n    output:\n      - guard: json_schema\n        options: {schema: {type: nope}}\n",
-         ["chains.chat.output[0]", "rejected its options"]),
+        (
+            "chains:\n  chat:\n    output:\n      - guard: json_schema\n"
+            "        options: {schema: {type: nope}}\n",
+            ["chains.chat.output[0]", "rejected its options"],
+        ),
     ],
-)  # fmt: skip
-def test_bad_guard_entries_name_file_and_key(tmp_path: Path, yaml_text: str,
-                                             needles: list[str]) -> None:  # fmt: skip
+)
+def test_bad_guard_entries_name_file_and_key(
+    tmp_path: Path, yaml_text: str, needles: list[str]
+) -> None:
     path = write(tmp_path, yaml_text)
     with pytest.raises(ConfigError) as info:
         build_chain_guards(load_guards_file(path), "chat", source=path)
@@ -127,13 +142,20 @@ def test_cli_guards_scan_hundreds_of_lines_in_order() -> None:
 
 
 def test_cli_scan_stages_config_and_bad_lines(tmp_path: Path) -> None:
-    out = runner.invoke(app, ["guards", "scan", "--stage", "output"],
-                        input='{"text": "key AKIAIOSFODNN7EXAMPLE"}\n')  # fmt: skip
+    out = runner.invoke(
+        app, ["guards", "scan", "--stage", "output"], input='{"text": "key AKIAIOSFODNN7EXAMPLE"}\n'
+    )
     assert json.loads(out.stdout)["text"] == "key <SECRET_1>"
-    path = write(tmp_path, "input:\n  - guard: denied_topics\n"
-                 "    options: {topics: [{name: crypto, keywords: [bitcoin]}]}\n")  # fmt: skip
-    res = runner.invoke(app, ["guards", "scan", "--config", str(path)],
-                        input='{"text": "buy BITCOIN now"}\n{"text": "buy bread"}\n')  # fmt: skip
+    path = write(
+        tmp_path,
+        "input:\n  - guard: denied_topics\n"
+        "    options: {topics: [{name: crypto, keywords: [bitcoin]}]}\n",
+    )
+    res = runner.invoke(
+        app,
+        ["guards", "scan", "--config", str(path)],
+        input='{"text": "buy BITCOIN now"}\n{"text": "buy bread"}\n',
+    )
     recs = [json.loads(line) for line in res.stdout.splitlines()]
     assert [r["allowed"] for r in recs] == [False, True]
     assert recs[0]["violations"][0]["category"] == "crypto"
@@ -143,5 +165,7 @@ def test_cli_scan_stages_config_and_bad_lines(tmp_path: Path) -> None:
     assert len(recs) == 3 and "error" in recs[0] and recs[2]["allowed"]
     wrong = runner.invoke(app, ["guards", "scan", "--stage", "middle"], input="")
     assert wrong.exit_code != 0
-    missing = runner.invoke(app, ["guards", "scan", "--config", str(tmp_path / "no.yaml")], input="")
+    missing = runner.invoke(
+        app, ["guards", "scan", "--config", str(tmp_path / "no.yaml")], input=""
+    )
     assert missing.exit_code == 1 and "does not exist" in missing.output

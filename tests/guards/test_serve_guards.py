@@ -92,8 +92,11 @@ def test_blocked_stream_is_a_400_before_any_event(
 
 def test_invoke_redacts_input_and_output(guarded_client: tuple[TestClient, Path]) -> None:
     client, audit = guarded_client
-    r = client.post("/chat/invoke", json=chat("My email is ada@example.com. Say hello."),
-                    headers={"x-request-id": "req-pii-1"})  # fmt: skip
+    r = client.post(
+        "/chat/invoke",
+        json=chat("My email is ada@example.com. Say hello."),
+        headers={"x-request-id": "req-pii-1"},
+    )
     assert r.status_code == 200, r.text
     out = r.json()["output"]
     assert out["type"] == "ai"
@@ -168,8 +171,9 @@ def test_metrics_schemas_and_playground(guarded_client: tuple[TestClient, Path])
     assert client.get("/chat/playground/").status_code == 200
 
 
-def test_bad_guards_config_stops_start_up(empty_dir: Path, model: ModelHandle,
-                                          tmp_path: Path) -> None:  # fmt: skip
+def test_bad_guards_config_stops_start_up(
+    empty_dir: Path, model: ModelHandle, tmp_path: Path
+) -> None:
     bad = tmp_path / "guards.yaml"
     bad.write_text("chains:\n  chat:\n    input:\n      - guard: pii\n        optoins: {}\n")
     settings = make_settings(empty_dir, guards={"config": str(bad)})
@@ -178,7 +182,7 @@ def test_bad_guards_config_stops_start_up(empty_dir: Path, model: ModelHandle,
     assert str(bad) in str(info.value) and "chains.chat.input[0].optoins" in str(info.value)
     unknown_chain = tmp_path / "other.yaml"
     unknown_chain.write_text("chains:\n  rag:\n    input: []\n")
-    with pytest.raises(ConfigError, match="chains.rag"):
+    with pytest.raises(ConfigError, match=r"chains\.rag"):
         create_app(make_settings(empty_dir, guards={"config": str(unknown_chain)}), model=model)
 
 

@@ -70,7 +70,9 @@ def test_denied_topics_keywords_and_patterns() -> None:
 
 
 def test_system_prompt_leak_by_canary_and_by_overlap() -> None:
-    prompt = "You are Bolt, the support assistant of Acme. Never discuss pricing of enterprise plans."
+    prompt = (
+        "You are Bolt, the support assistant of Acme. Never discuss pricing of enterprise plans."
+    )
     guard = SystemPromptLeakGuard(LeakOptions(canaries=["c4n4ry-7f3a"], system_prompt=prompt))
     assert not guard.check("sure: c4n4ry-7f3a", out_ctx()).allowed
     leaked = "My instructions: you are Bolt, the support assistant of Acme. Never discuss pricing"
@@ -85,7 +87,10 @@ def test_toxicity_redacts_words_and_obfuscations() -> None:
     assert guard.check("what a sh1t day", out_ctx()).violations
     assert guard.check("Scheiße, schon wieder", out_ctx()).violations  # German, accents
     assert guard.check("I will kill you", out_ctx()).violations[0].category == "threat"
-    assert guard.check("Scunthorpe is a town; assistant and class are fine", out_ctx()).violations == []
+    assert (
+        guard.check("Scunthorpe is a town; assistant and class are fine", out_ctx()).violations
+        == []
+    )
 
 
 SCHEMA = {
