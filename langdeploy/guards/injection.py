@@ -27,6 +27,7 @@ from langdeploy.guards.normalize import (
     decode_embedded,
     decode_tags,
     has_invisible,
+    looks_spaced,
     normalize,
 )
 
@@ -160,148 +161,56 @@ def segments(text: str, limit: int = 24) -> list[str]:
     return [normalize(p) for p in parts[:limit]]
 
 
-# Words one of which must be present for a heuristic to match; on long texts each heuristic
-# runs only on windows around them, which keeps a 4,000-character text within a millisecond.
-TRIGGERS: dict[str, frozenset[str]] = {
-    "override": frozenset(
-        [
-            "ignore",
-            "ignoring",
-            "disregard",
-            "forget",
-            "skip",
-            "override",
-            "bypass",
-            "drop",
-            "discard",
-            "abandon",
-            "set",
-            "throw",
-            "erase",
-            "delete",
-            "cancel",
-            "neglect",
-            "ignorez",
-            "ignorer",
-            "oublie",
-            "oubliez",
-            "oublier",
-            "neglige",
-            "negligez",
-            "negliger",
-            "ne",
-            "fais",
-            "ignora",
-            "ignorar",
-            "ignorad",
-            "olvida",
-            "olvidar",
-            "olvidad",
-            "olvide",
-            "omite",
-            "omitir",
-            "descarta",
-            "descartar",
-            "pasa",
-            "haz",
-            "ignoriere",
-            "ignorier",
-            "ignorieren",
-            "vergiss",
-            "vergessen",
-            "missachte",
-            "verwirf",
-            "uberschreibe",
-        ]
+# Substrings one of which every match of a heuristic contains. A heuristic whose gates are all
+# absent cannot match, so its (slow, alternation-heavy) regex is skipped: a plain substring test
+# runs at C speed, which keeps a 4,000-character text within a millisecond or two.
+GATES: dict[str, tuple[str, ...]] = {
+    "override": (
+        "ignor", "disregard", "forget", "skip", "overrid", "bypass", "drop", "discard",
+        "abandon", "set aside", "throw away", "erase", "delete", "cancel", "neglect", "oubli",
+        "neglig", "ne tiens pas", "fais abstraction", "olvid", "omit", "descart",
+        "pasa por alto", "caso omiso", "vergiss", "vergessen", "missacht", "verwirf",
+        "uberschreib",
     ),
-    "prompt_leak": frozenset(
-        [
-            "reveal",
-            "print",
-            "show",
-            "repeat",
-            "output",
-            "display",
-            "tell",
-            "give",
-            "share",
-            "dump",
-            "leak",
-            "write",
-            "recite",
-            "spell",
-            "what",
-            "text",
-            "words",
-            "everything",
-            "revele",
-            "reveles",
-            "revelez",
-            "affiche",
-            "affiches",
-            "montre",
-            "montres",
-            "repete",
-            "repetes",
-            "donne",
-            "donnes",
-            "revela",
-            "muestra",
-            "muestrame",
-            "repite",
-            "dime",
-            "imprime",
-            "zeige",
-            "zeig",
-            "gib",
-            "wiederhole",
-            "verrate",
-            "nenne",
-            "drucke",
-        ]
+    "role_reassign": (
+        "you are", "you re", "act as", "pretend", "tu es", "fais comme si", "joue le role",
+        "eres", "finge", "actua como", "du bist", "tu so", "spiel",
     ),
-    "restriction_bypass": frozenset(
-        ["without", "with", "free", "no", "bypass", "sans", "sin", "ohne"]
+    "prompt_leak": (
+        "prompt", "instruc", "system message", "above", "before", "consignes", "invite",
+        "mensaje", "anweisung",
     ),
-}
-_WINDOW_BEFORE, _WINDOW_AFTER = 16, 260
-_LONG = 600
+    "fake_tags": ("<", "[", "##", "begin ", "end of", "system", "admin", "developer", "role"),
+    "mention": (
+        "what is", "what are", "explain", "define", "describe", "how ", "why ", "example",
+        "research", "paper", "article", "defen", "detect", "mitigat", "prevent", "protect",
+        "classif", "attack", "vulnerab", "security", "owasp", "red", "qu est", "comment",
+        "expliqu", "que es", "como", "was ist", "wie", "erklar",
+    ),
+}  # fmt: skip
 
 
-def _count(name: str, pattern: re.Pattern[str], text: str, words: list[re.Match[str]]) -> int:
-    triggers = TRIGGERS.get(name)
-    if triggers is None or len(text) <= _LONG:
-        return len(pattern.findall(text))
-    count, done = 0, 0
-    for w in words:
-        if w.group() not in triggers or w.start() < done:
-            continue
-        lo, hi = max(done, w.start() - _WINDOW_BEFORE), min(len(text), w.start() + _WINDOW_AFTER)
-        for m in pattern.finditer(text, lo, hi):
-            count += 1
-            done = max(done, m.end())
-        done = max(done, w.end())
-    return count
-
-
-_WORD = re.compile(r"[^ ]+")
+def _count(name: str, pattern: re.Pattern[str], text: str) -> int:
+    gates = GATES.get(name)
+    if gates is not None and not any(g in text for g in gates):
+        return 0
+    return len(pattern.findall(text))
 
 
 def heuristic_features(text: str) -> tuple[np.ndarray, str]:
     """Heuristic hits (counts, capped) and the analysis text they ran on."""
     analysed = analysis_text(text)
-    words = list(_WORD.finditer(analysed)) if len(analysed) > _LONG else []
     counts: dict[str, int] = {}
     for name, pattern in HEURISTICS.items():
         if name == "quoted":
             counts[name] = len(pattern.findall(text.lower()))
         else:
-            counts[name] = _count(name, pattern, analysed, words)
+            counts[name] = _count(name, pattern, analysed)
     values = [min(2.0, float(counts[name])) for name in HEURISTICS]
     strong_hit = any(counts[n] for n in STRONG)
-    # Only for spaced-out text: plain text that the heuristics already read is not counted twice.
+    # Only for spaced-out text ("d i s r e g a r d"), whose word boundaries are lost.
     squashed_hit = 0.0
-    if not strong_hit:
+    if not strong_hit and looks_spaced(text):
         squashed_hit = float(bool(SQUASHED.search(analysed.replace(" ", ""))))
     values.append(squashed_hit)
     decoded = decode_embedded(text)

@@ -73,6 +73,15 @@ def strip_accents(text: str) -> str:
     return _COMBINING.sub("", unicodedata.normalize("NFKD", text))
 
 
+def looks_spaced(text: str) -> bool:
+    """Letters spaced or dotted out one by one ("i g n o r e", "i.g.n.o.r.e")."""
+    lowered = text.lower()
+    return bool(_SPACED.search(lowered) or _JOINED_LONG.search(lowered))
+
+
+_JOINED_LONG = re.compile(r"(?<![\w])(?:[^\W_][.\-_*/|]{1,2}){3,}[^\W_](?![\w])")
+
+
 def _unspace(match: re.Match[str]) -> str:
     return _SEP.sub("", match.group())
 
