@@ -234,3 +234,35 @@ def test_retrieval_guards_drop_poisoned_documents() -> None:
     assert [d.metadata["id"] for d in kept] == [1, 3]
     assert kept[1].page_content == "Alpacas are smaller than llamas."
     assert {e.violation.category for e in events} == {"indirect_injection", "zero_width"}
+
+
+def test_whole_answer_guards_on_streams() -> None:
+    from langdeploy.guards.output import (
+        JSONSchemaGuard,
+        JSONSchemaOptions,
+        MaxLengthGuard,
+        MaxLengthOptions,
+        RefusalGuard,
+    )
+
+    schema = JSONSchemaOptions.model_validate({"schema": {"type": "object", "required": ["a"]}})
+    g = guarded(fake_chat('```json\n{"a": 1,}\n```', 2), [], [JSONSchemaGuard(schema)])
+    chunks = [str(c.content) for c in g.stream({})]
+    assert "".join(chunks) == '{"a": 1}'  # held to the end, then repaired once
+    bad = guarded(fake_chat('{"b": 1}', 2), [], [JSONSchemaGuard(schema)])
+    with pytest.raises(GuardrailViolation):
+        list(bad.stream({}))
+
+    long = "x" * 50
+    cut = guarded(fake_chat(long, 3), [], [MaxLengthGuard(MaxLengthOptions(max_chars=20))])
+    assert "".join(str(c.content) for c in cut.stream({})) == "x" * 20
+
+    events: list[GuardEvent] = []
+    warn = guarded(
+        fake_chat("I'm sorry, but I can't help with that.", 4),
+        [],
+        GuardPipeline("output", [RefusalGuard()], observer=events.append),
+    )
+    chunks = [str(c.content) for c in warn.stream({})]
+    assert "".join(chunks) == "I'm sorry, but I can't help with that." and len(chunks) > 3
+    assert [e.violation.category for e in events] == ["refusal"]
