@@ -209,7 +209,6 @@ class _StreamState:
         # last, attached to whatever text is released at the end.
         self.pending: Any = None
         self.pending_text = ""
-        self.kind: type | None = None
 
     def feed(self, chunk: Any) -> Iterator[Any]:
         if self.redactor is None:

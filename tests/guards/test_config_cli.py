@@ -169,3 +169,33 @@ def test_cli_scan_stages_config_and_bad_lines(tmp_path: Path) -> None:
         app, ["guards", "scan", "--config", str(tmp_path / "no.yaml")], input=""
     )
     assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_a_plugin_guard_registers_and_is_configured_by_name(tmp_path: Path) -> None:
+    from typing import ClassVar
+
+    from langdeploy.guards import Finding, Guard, GuardContext, GuardOptions
+    from langdeploy.guards.registry import guard_registry
+
+    class WordOptions(GuardOptions):
+        word: str = "forbidden"
+
+    class WordGuard(Guard):
+        name = "test_word_guard"
+        Options = WordOptions
+        stages: ClassVar = ("input",)
+
+        def scan(self, text: str, ctx: GuardContext) -> list[Finding]:
+            assert isinstance(self.options, WordOptions)
+            i = text.find(self.options.word)
+            return [Finding("word", i, i + len(self.options.word))] if i >= 0 else []
+
+    guard_registry.register(WordGuard, replace=True)
+    path = write(
+        tmp_path,
+        "input:\n  - guard: test_word_guard\n    action: redact\n    options: {word: xyz}\n",
+    )
+    guards = build_chain_guards(load_guards_file(path), "chat", source=path)
+    assert guards.input.run("a xyz b").text == "a <WORD_1> b"
+    listed = runner.invoke(app, ["guards", "list", "--json"])
+    assert "test_word_guard" in {g["name"] for g in json.loads(listed.output)}
