@@ -84,38 +84,45 @@ def _confusion(pairs: list[tuple[int, int]]) -> dict[str, Any]:
     return rates(tp, fp, fn, tn)
 
 
-def eval_pii(split: str) -> dict[str, Any]:
-    pipeline = GuardPipeline("input", [SecretsGuard(), PIIGuard()])
-    out: dict[str, Any] = {}
+def eval_redaction(split: str, guards: list[Any], label: str | None) -> dict[str, Any]:
+    """Value recall (labelled values gone), hard negatives untouched, and text-level precision
+    and false-positive rate for ``guards`` (all labels when ``label`` is None)."""
+    pipeline = GuardPipeline("input", guards)
     rows = load_pii(split)
-    values = gone = 0
-    flagged = [(1 if r["kind"] == "positive" else 0, 0) for r in rows]
-    untouched = negatives = 0
-    leaks: list[str] = []
-    for i, row in enumerate(rows):
+    values = gone = untouched = negatives = 0
+    pairs: list[tuple[int, int]] = []
+    errors: list[str] = []
+    for row in rows:
         text = str(row["text"])
         redacted = pipeline.run(text).text
-        changed = redacted != text
-        label = 1 if row["kind"] == "positive" else 0
-        flagged[i] = (label, int(changed))
-        if label:
-            for v in row["values"]:  # type: ignore[attr-defined]
+        changed = int(redacted != text)
+        wanted = [
+            v
+            for v, lab in zip(row["values"], row["labels"], strict=True)
+            if label is None or lab == label
+        ]
+        if row["kind"] == "positive":
+            if not wanted:
+                continue  # a row of the other guard's kind: not counted for this guard
+            pairs.append((1, changed))
+            for v in wanted:
                 values += 1
                 if v not in redacted:
                     gone += 1
                 else:
-                    leaks.append(f"leaked {str(v)[:40]!r} in {text[:60]!r}")
+                    errors.append(f"leaked {str(v)[:40]!r} in {text[:60]!r}")
         else:
             negatives += 1
-            untouched += int(not changed)
+            untouched += 1 - changed
+            pairs.append((0, changed))
             if changed:
-                leaks.append(f"changed hard negative {text[:60]!r} -> {redacted[:60]!r}")
-    out = _confusion(flagged)
+                errors.append(f"changed hard negative {text[:60]!r} -> {redacted[:60]!r}")
+    out = _confusion(pairs)
     out["value_recall"] = gone / values if values else 1.0
     out["hard_negatives_untouched"] = untouched / negatives if negatives else 1.0
     out["n_values"] = values
     out["n_hard_negatives"] = negatives
-    out["errors"] = leaks
+    out["errors"] = errors
     return out
 
 
@@ -215,8 +222,12 @@ def main() -> None:
     }
     for split in ("train", "heldout"):
         inj = eval_injection(split)
-        pii = eval_pii(split)
-        results[split] = {"prompt_injection": inj, "pii_secrets": pii}
+        per_guard = {
+            "pii": eval_redaction(split, [PIIGuard()], "pii"),
+            "secrets": eval_redaction(split, [SecretsGuard()], "secrets"),
+            "pii+secrets": eval_redaction(split, [SecretsGuard(), PIIGuard()], None),
+        }
+        results[split] = {"prompt_injection": inj, **per_guard}
         print(
             fmt_row("prompt_injection", split, inj),
             f" ({inj['n_attacks']} attacks, {inj['n_benign']} benign; hard-negative FPR "
@@ -224,14 +235,15 @@ def main() -> None:
         )
         for lang, r in inj["by_language"].items():
             print(f"  {lang}: recall {r['recall']:.3f}  FPR {r['fpr']:.3f}")
-        print(
-            fmt_row("pii+secrets", split, pii),
-            f" value recall {pii['value_recall']:.3f} ({pii['n_values']} values), hard "
-            f"negatives untouched {pii['hard_negatives_untouched']:.3f} "
-            f"({pii['n_hard_negatives']})",
-        )
+        for name, r in per_guard.items():
+            print(
+                fmt_row(name, split, r),
+                f" value recall {r['value_recall']:.3f} ({r['n_values']} values), hard "
+                f"negatives untouched {r['hard_negatives_untouched']:.3f} "
+                f"({r['n_hard_negatives']})",
+            )
         if args.errors:
-            for line in inj["errors"] + pii["errors"]:
+            for line in inj["errors"] + per_guard["pii+secrets"]["errors"]:
                 print("   ", line)
 
     handle = None if args.no_model else load_model(64)
