@@ -90,6 +90,7 @@ def test_blocked_stream_is_a_400_before_any_event(
     assert r.status_code == 400 and r.json()["error"]["stage"] == "input"
 
 
+@pytest.mark.slow
 def test_invoke_redacts_input_and_output(guarded_client: tuple[TestClient, Path]) -> None:
     client, audit = guarded_client
     r = client.post(
@@ -107,6 +108,7 @@ def test_invoke_redacts_input_and_output(guarded_client: tuple[TestClient, Path]
     assert "ada@example.com" not in audit.read_text()
 
 
+@pytest.mark.slow
 def test_stream_redacts_across_chunks_and_ends_cleanly(
     guarded_client: tuple[TestClient, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
