@@ -69,6 +69,13 @@ def current_request_id() -> str | None:
     return scope.request_id if scope is not None else None
 
 
+def current_stream_violation() -> GuardrailViolation | None:
+    """The output-guard violation that ended this request's stream quietly, if any: another
+    streaming front end (an OpenAI-style route) can turn it into its own error chunk."""
+    scope = _scope.get()
+    return scope.violation if scope is not None else None
+
+
 class AuditLog:
     """JSON lines, one per violation; appended and flushed line by line."""
 
