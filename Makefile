@@ -2,6 +2,7 @@
 #   make serve   create .venv if needed, install, serve the default app on the bundled model
 #   make test    install the dev dependencies, lint, type-check and run the tests
 #   make bench   serving benchmark: raw llama.cpp against the served /chat/stream
+#   make bench-guards  guard quality (train and held-out splits) and speed against the model
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +20,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint fmt bench bench-params install install-dev clean
+.PHONY: serve test lint fmt bench bench-params bench-guards install install-dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +57,8 @@ bench: install-dev
 
 bench-params: install-dev
 	$(PY) benchmarks/params.py
+bench-guards: install-dev
+	$(PY) benchmarks/guards.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -162,6 +162,20 @@ class SummarizeSettings(_Section):
     )
 
 
+class GuardSettings(_Section):
+    """Guardrails around every served chain (see langdeploy/guards/config.py for guards.yaml)."""
+
+    enabled: bool = Field(True, description="Run guards around the served chains.")
+    config: Path | None = Field(
+        None,
+        description="guards.yaml; default: guards/guards.yaml in the app directory if present, "
+        "else the built-in defaults.",
+    )
+    audit_log: Path | None = Field(
+        None, description="JSON-lines audit log of violations; default: the server log."
+    )
+
+
 class AppSettings(_Section):
     """Where the app lives, when langdeploy runs inside a generated app."""
 
@@ -281,6 +295,7 @@ class Settings(BaseSettings):
     summarize: SummarizeSettings = Field(default_factory=SummarizeSettings)
     app: AppSettings = Field(default_factory=AppSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    guards: GuardSettings = Field(default_factory=GuardSettings)
 
     @classmethod
     def settings_customise_sources(

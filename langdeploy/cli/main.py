@@ -10,6 +10,7 @@ import typer
 from langdeploy import __version__
 from langdeploy.cli import bench as bench_cli
 from langdeploy.cli import deploy as deploy_cli
+from langdeploy.cli import guards as guards_cli
 from langdeploy.cli import models as models_cli
 from langdeploy.cli.common import console, handle_errors, settings_from
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.add_typer(models_cli.app, name="models")
 app.add_typer(deploy_cli.app, name="deploy")
 app.command("bench")(bench_cli.bench)
+app.add_typer(guards_cli.app, name="guards")
 
 
 def _version(value: bool) -> None:

@@ -28,6 +28,7 @@ from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError
 from langdeploy.models.factory import ModelHandle, build_model
 from langdeploy.serve.admission import AdmissionLimit
 from langdeploy.serve.errors import error_body, install_error_handlers
+from langdeploy.serve.guarding import install_guards
 from langdeploy.serve.openai_facade import build_router
 from langdeploy.settings import Settings
 
@@ -122,16 +123,18 @@ def create_app(
         extras=dict(extras or {}),
     )
     disabled = [] if settings.server.playground else ["playground"]
+    guards = install_guards(app, settings, handle.count_tokens, [spec.name for spec in specs])
+    ctx.extras.setdefault("guards", guards)  # a chain's retrieval guards: .chains[name].retrieval
     runnables: dict[str, Runnable[Any, Any]] = {}
     for spec in specs:
-        runnable = spec.factory(ctx)
+        runnable = guards.wrap(spec.name, spec.factory(ctx))
         runnables[spec.name] = runnable
         add_routes(
             app,
             runnable,
             path=f"/{spec.name}",
             playground_type=spec.playground_type,
-            dependencies=[Depends(admission)],
+            dependencies=[Depends(admission), *guards.dependencies(spec.name)],
             disabled_endpoints=disabled or None,  # type: ignore[arg-type]
         )
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langdeploy.errors import LangdeployError, ServiceUnavailable
 from langdeploy.models.messages import message_text
+from langdeploy.serve.guarding import current_stream_violation
 
 
 class StreamOptions(BaseModel):
@@ -213,6 +214,14 @@ def build_router(chain: Runnable[Any, Any], model_id: str) -> APIRouter:
                         chunk = None
             except LangdeployError as exc:
                 error = json.loads(bytes(_from_langdeploy(exc).body))
+                yield f"data: {json.dumps(error)}\n\n"
+                yield "data: [DONE]\n\n"
+                return
+            # An output guard that blocks mid-stream ends the stream quietly and leaves the
+            # violation for the front end to report.
+            violation = current_stream_violation()
+            if violation is not None:
+                error = json.loads(bytes(_from_langdeploy(violation).body))
                 yield f"data: {json.dumps(error)}\n\n"
                 yield "data: [DONE]\n\n"
                 return

@@ -1,0 +1,288 @@
+"""``guarded(chain, input_guards, output_guards)``: the chain, wrapped, with its own schemas.
+
+Input guards run on the free text of the input (the messages' text for chat, every string field
+otherwise); a redaction rewrites the input the chain sees. Output guards run on the answer; on a
+stream they hold back only what they need (see StreamRedactor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.messages import BaseMessageChunk
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables.utils import ConfigurableFieldSpec
+
+from langdeploy.guards.base import Guard, GuardContext, GuardrailViolation, Redactions
+from langdeploy.guards.pipeline import GuardPipeline, StreamCollector, StreamRedactor
+
+# Called with a violation raised inside a stream; returning True ends the stream quietly (the
+# server then sends the error event itself), False re-raises.
+StreamViolationHandler = Callable[[GuardrailViolation], bool]
+
+
+class GuardedRunnable(Runnable[Any, Any]):
+    """A Runnable that runs input guards, the chain, then output guards."""
+
+    def __init__(
+        self,
+        bound: Runnable[Any, Any],
+        input_pipeline: GuardPipeline,
+        output_pipeline: GuardPipeline,
+        *,
+        count_tokens: Callable[[str], int] | None = None,
+        on_stream_violation: StreamViolationHandler | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.bound = bound
+        self.input_pipeline = input_pipeline
+        self.output_pipeline = output_pipeline
+        self.count_tokens = count_tokens
+        self.on_stream_violation = on_stream_violation
+        self.name = name or bound.get_name()
+
+    # -- the chain's own types and schemas, so LangServe and the playground see through us ----
+
+    @property
+    def InputType(self) -> Any:
+        return self.bound.InputType
+
+    @property
+    def OutputType(self) -> Any:
+        return self.bound.OutputType
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
+        return self.bound.get_input_schema(config)
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> Any:
+        return self.bound.get_output_schema(config)
+
+    @property
+    def config_specs(self) -> list[ConfigurableFieldSpec]:
+        return self.bound.config_specs
+
+    # -- guard steps --------------------------------------------------------------------------
+
+    def _context(self) -> GuardContext:
+        return GuardContext(stage="input", count_tokens=self.count_tokens, redactions=Redactions())
+
+    def guard_input(self, value: Any, ctx: GuardContext) -> Any:
+        return self.input_pipeline.guard_value(value, ctx)
+
+    def guard_output(self, value: Any, ctx: GuardContext) -> Any:
+        return self.output_pipeline.guard_value(value, ctx)
+
+    # -- invoke / batch -----------------------------------------------------------------------
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        ctx = self._context()
+        output = self.bound.invoke(self.guard_input(input, ctx), config, **kwargs)
+        return self.guard_output(output, ctx)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        ctx = self._context()
+        output = await self.bound.ainvoke(self.guard_input(input, ctx), config, **kwargs)
+        return self.guard_output(output, ctx)
+
+    def batch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        # Input guards first, for every input, so a blocked one fails before any generation.
+        ctxs = [self._context() for _ in inputs]
+        guarded_inputs = self._guard_inputs(inputs, ctxs, return_exceptions)
+        todo = [i for i, g in enumerate(guarded_inputs) if not isinstance(g, Exception)]
+        configs = _configs(config, len(inputs))
+        outputs: list[Any] = list(guarded_inputs)
+        if todo:
+            results = self.bound.batch(
+                [guarded_inputs[i] for i in todo],
+                [configs[i] for i in todo],
+                return_exceptions=return_exceptions,
+                **kwargs,
+            )
+            for i, out in zip(todo, results, strict=True):
+                outputs[i] = (
+                    out
+                    if isinstance(out, Exception)
+                    else self._out(out, ctxs[i], return_exceptions)
+                )
+        return outputs
+
+    async def abatch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        ctxs = [self._context() for _ in inputs]
+        guarded_inputs = self._guard_inputs(inputs, ctxs, return_exceptions)
+        todo = [i for i, g in enumerate(guarded_inputs) if not isinstance(g, Exception)]
+        configs = _configs(config, len(inputs))
+        outputs: list[Any] = list(guarded_inputs)
+        if todo:
+            results = await self.bound.abatch(
+                [guarded_inputs[i] for i in todo],
+                [configs[i] for i in todo],
+                return_exceptions=return_exceptions,
+                **kwargs,
+            )
+            for i, out in zip(todo, results, strict=True):
+                outputs[i] = (
+                    out
+                    if isinstance(out, Exception)
+                    else self._out(out, ctxs[i], return_exceptions)
+                )
+        return outputs
+
+    def _guard_inputs(
+        self, inputs: Sequence[Any], ctxs: list[GuardContext], return_exceptions: bool
+    ) -> list[Any]:
+        out: list[Any] = []
+        for value, ctx in zip(inputs, ctxs, strict=True):
+            try:
+                out.append(self.guard_input(value, ctx))
+            except GuardrailViolation as exc:
+                if not return_exceptions:
+                    raise
+                out.append(exc)
+        return out
+
+    def _out(self, value: Any, ctx: GuardContext, return_exceptions: bool) -> Any:
+        try:
+            return self.guard_output(value, ctx)
+        except GuardrailViolation as exc:
+            if not return_exceptions:
+                raise
+            return exc
+
+    # -- streams ------------------------------------------------------------------------------
+
+    def stream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[Any]:
+        ctx = self._context()
+        guarded_input = self.guard_input(input, ctx)
+        state = _StreamState(self.output_pipeline, ctx)
+        try:
+            for chunk in self.bound.stream(guarded_input, config, **kwargs):
+                yield from state.feed(chunk)
+            yield from state.finish()
+        except GuardrailViolation as exc:
+            if self.on_stream_violation is None or not self.on_stream_violation(exc):
+                raise
+
+    async def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        ctx = self._context()
+        guarded_input = self.guard_input(input, ctx)
+        state = _StreamState(self.output_pipeline, ctx)
+        try:
+            async for chunk in self.bound.astream(guarded_input, config, **kwargs):
+                for out in state.feed(chunk):
+                    yield out
+            for out in state.finish():
+                yield out
+        except GuardrailViolation as exc:
+            if self.on_stream_violation is None or not self.on_stream_violation(exc):
+                raise
+
+
+class _StreamState:
+    """Routes text chunks through a StreamRedactor and anything else through a collector."""
+
+    def __init__(self, pipeline: GuardPipeline, ctx: GuardContext) -> None:
+        self.pipeline = pipeline
+        self.ctx = ctx
+        self.redactor = StreamRedactor(pipeline, ctx) if pipeline else None
+        self.collector = StreamCollector()
+        # The latest text chunk is held so that its metadata (usage, finish reason) goes out
+        # last, attached to whatever text is released at the end.
+        self.pending: Any = None
+        self.pending_text = ""
+
+    def feed(self, chunk: Any) -> Iterator[Any]:
+        if self.redactor is None:
+            yield chunk
+            return
+        text = _chunk_text(chunk)
+        if text is None:
+            self.collector.add(chunk)
+            return
+        safe = self.redactor.feed(text)
+        if self.pending is not None:
+            yield _with_text(self.pending, self.pending_text)
+        self.pending, self.pending_text = chunk, safe
+
+    def finish(self) -> Iterator[Any]:
+        if self.redactor is None:
+            return
+        rest = self.redactor.finish()
+        if self.pending is not None:
+            yield _with_text(self.pending, self.pending_text + rest)
+        if self.collector.chunks:
+            yield self.pipeline.guard_value(self.collector.aggregate(), self.ctx)
+
+
+def _chunk_text(chunk: Any) -> str | None:
+    if isinstance(chunk, str):
+        return chunk
+    if isinstance(chunk, BaseMessageChunk) and isinstance(chunk.content, str):
+        return chunk.content
+    return None
+
+
+def _with_text(chunk: Any, text: str) -> Any:
+    if isinstance(chunk, str):
+        return text
+    return chunk.model_copy(update={"content": text})
+
+
+def _configs(config: RunnableConfig | list[RunnableConfig] | None, n: int) -> list[Any]:
+    if isinstance(config, list):
+        return list(config)
+    return [config] * n
+
+
+def guarded(
+    chain: Runnable[Any, Any],
+    input_guards: Sequence[Guard] | GuardPipeline = (),
+    output_guards: Sequence[Guard] | GuardPipeline = (),
+    *,
+    count_tokens: Callable[[str], int] | None = None,
+    on_stream_violation: StreamViolationHandler | None = None,
+) -> GuardedRunnable:
+    """Wrap ``chain`` in input and output guards; the result keeps the chain's schemas."""
+    inp = (
+        input_guards
+        if isinstance(input_guards, GuardPipeline)
+        else GuardPipeline("input", list(input_guards))
+    )
+    out = (
+        output_guards
+        if isinstance(output_guards, GuardPipeline)
+        else GuardPipeline("output", list(output_guards))
+    )
+    return GuardedRunnable(
+        chain, inp, out, count_tokens=count_tokens, on_stream_violation=on_stream_violation
+    )
+
+
+def guard_documents(pipeline: GuardPipeline) -> Runnable[list[Document], list[Document]]:
+    """A step for a retrieval chain: ``retriever | guard_documents(retrieval_pipeline)``.
+    Documents that a blocking guard flags (indirect prompt injection) are dropped; the others
+    come out redacted."""
+
+    def run(docs: list[Document]) -> list[Document]:
+        return pipeline.documents(list(docs))[0]
+
+    return RunnableLambda(run, name="retrieval_guards")
