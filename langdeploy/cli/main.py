@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from langdeploy import __version__
+from langdeploy.cli import ingest as ingest_cli
 from langdeploy.cli import models as models_cli
 from langdeploy.cli.common import console, handle_errors, settings_from
 
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_cli.app, name="models")
+app.command("ingest")(ingest_cli.ingest)
 
 
 def _version(value: bool) -> None:

@@ -5,7 +5,7 @@ when used, so the rest of langdeploy works without them.
 """
 
 from langdeploy.retrieval.embeddings import Embedder, build_embedder
-from langdeploy.retrieval.ingest import IngestReport, Ingestor, ingest
+from langdeploy.retrieval.ingest import Ingestor, IngestReport, ingest
 from langdeploy.retrieval.retriever import Retriever
 from langdeploy.retrieval.store import ChromaStore, RetrievedChunk, collection_exists
 

