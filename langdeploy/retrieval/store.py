@@ -8,11 +8,12 @@ space would return nonsense, so that is refused with a clear error instead.
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langdeploy.errors import (
     ConfigError,
@@ -23,6 +24,7 @@ from langdeploy.errors import (
 from langdeploy.settings import RetrievalSettings, Settings
 
 EMBEDDER_KEY = "langdeploy:embedder"
+F = TypeVar("F", bound=Callable[..., Any])
 # Chroma caps how many records one call may carry; stay well below it.
 MAX_PAGE = 1000
 
@@ -107,6 +109,26 @@ def collection_exists(settings: Settings) -> bool:
     return settings.retrieval.collection in names
 
 
+def _guarded(method: F) -> F:
+    """Turn a Chroma failure (server gone, disk error) into a 503 that names the store."""
+
+    @functools.wraps(method)
+    def wrapper(self: ChromaStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except LangdeployError:
+            raise
+        except Exception as exc:
+            raise ServiceUnavailable(
+                f"The Chroma store at {self.location} failed: {type(exc).__name__}: {exc}",
+                retry_after=5,
+                fix="Check that the Chroma server is up (retrieval.host/port) or that "
+                "retrieval.path is readable and writable.",
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
 class ChromaStore:
     """One collection, opened lazily; safe to share between threads."""
 
@@ -161,10 +183,12 @@ class ChromaStore:
             )
         return collection
 
+    @_guarded
     def count(self) -> int:
         collection = self.collection
         return 0 if collection is None else int(collection.count())
 
+    @_guarded
     def get(self, **where: Any) -> tuple[list[str], list[dict[str, Any]]]:
         """Ids and metadata of every chunk that matches ``where`` (paged)."""
         collection = self.collection
@@ -183,6 +207,7 @@ class ChromaStore:
                 return ids, metas
             offset += MAX_PAGE
 
+    @_guarded
     def upsert(
         self,
         ids: Sequence[str],
@@ -199,15 +224,18 @@ class ChromaStore:
                 metadatas=list(metadatas[start:end]),
             )
 
+    @_guarded
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         for start in range(0, len(ids), MAX_PAGE):
             end = start + MAX_PAGE
             self.collection.update(ids=list(ids[start:end]), metadatas=list(metadatas[start:end]))
 
+    @_guarded
     def delete(self, ids: Sequence[str]) -> None:
         for batch in _pages(ids):
             self.collection.delete(ids=batch)
 
+    @_guarded
     def query(self, embedding: Sequence[float], k: int) -> list[RetrievedChunk]:
         collection = self.collection
         if collection is None:
