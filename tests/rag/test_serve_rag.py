@@ -91,7 +91,7 @@ def test_rag_is_listed_with_schemas(rag_client: TestClient) -> None:
 )
 def test_bad_questions_are_4xx(
     rag_client: TestClient, body: dict, status: int, needle: str
-) -> None:  # type: ignore[type-arg]
+) -> None:
     r = rag_client.post("/rag/invoke", json=body)
     assert r.status_code == status, r.text
     assert needle in r.json()["error"]["message"]

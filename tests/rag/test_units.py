@@ -154,7 +154,7 @@ def test_below_threshold_answers_dont_know_without_the_model(tmp_path: Path) -> 
     out = rag_chain(ctx).invoke({"question": "Who won in 1998?"})
     assert out == {"answer": NO_ANSWER, "sources": []}
     # The fake model's only answer is still unused.
-    assert ctx.model.invoke("x").content == "The answer [1]."  # type: ignore[union-attr]
+    assert ctx.model.invoke("x").content == "The answer [1]."
 
 
 def test_retrieval_guard_decides_which_chunks_reach_the_model(tmp_path: Path) -> None:
