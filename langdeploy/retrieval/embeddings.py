@@ -248,7 +248,8 @@ class OpenAIEmbedder(Embedder):
                 fix="Check retrieval.embedding_model and retrieval.embedding_api_key.",
             )
         data = sorted(response.json()["data"], key=lambda d: d["index"])
-        return [_unit(d["embedding"]) for d in data]
+        # Some servers (llama.cpp without pooling) return one vector per token: mean-pool them.
+        return [_unit(_flat(d["embedding"])) for d in data]
 
 
 def _unit(vector: Sequence[float]) -> Vector:

@@ -38,10 +38,12 @@ class ChromaServer:
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> ChromaServer:
+        # Logs go to a file: a full pipe would block the server.
+        self.log = (self.path.parent / "chroma.log").open("w")
         self.proc = subprocess.Popen(
             [chroma_executable(), "run", "--path", str(self.path), "--host", "127.0.0.1",
              "--port", str(self.port)],
-            stdout=subprocess.PIPE,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
@@ -57,6 +59,7 @@ class ChromaServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+            self.log.close()
 
 
 @pytest.fixture
