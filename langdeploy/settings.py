@@ -140,7 +140,8 @@ class RetrievalSettings(_Section):
         min_length=3,
         max_length=512,
         pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$",
-        description="Chroma collection that ingest writes and rag reads (3-512 of [a-zA-Z0-9._-]).",
+        description="Chroma collection that ingest writes and rag reads: 3-512 letters, digits, "
+        "dots, dashes or underscores.",
     )
     serve: Literal["auto", "always", "never"] = Field(
         "auto",

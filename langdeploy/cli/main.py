@@ -59,7 +59,7 @@ def serve(
     )
     application = create_app(settings)
     console.print(
-        f"langdeploy serving {', '.join('/' + c for c in settings.server.chains)} on "
+        f"langdeploy serving {', '.join(application.state.chain_paths.values())} on "
         f"http://{settings.server.host}:{settings.server.port} (model {settings.model.name})"
     )
     uvicorn.run(
