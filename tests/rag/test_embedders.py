@@ -21,6 +21,7 @@ FILES = {
 }
 
 
+@pytest.mark.slow
 def test_llamacpp_embedder_from_a_gguf(tmp_path: Path) -> None:
     toml = '[retrieval]\nembedder = "llamacpp"\nembedding_model = "smollm2-135m"\n'
     app_dir = make_app_dir(tmp_path / "app", toml)
