@@ -4,6 +4,10 @@ Collections are created without an embedding function and always get vectors fro
 :class:`~langdeploy.retrieval.embeddings.Embedder`, so Chroma never downloads a model. The
 embedder's id is kept in the collection's metadata: querying a collection in another vector
 space would return nonsense, so that is refused with a clear error instead.
+
+Embedded Chroma keeps its index in the memory of the process that opened it, so another process
+writing the same directory (an ingest while the app serves) is not seen reliably: use server
+mode for that.
 """
 
 from __future__ import annotations
