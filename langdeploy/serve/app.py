@@ -64,7 +64,7 @@ def create_app(
 
     # Fail at start-up, not on the first request, when a chain name is wrong.
     specs = []
-    for name in settings.server.chains:
+    for name in _chain_names(settings):
         try:
             specs.append(chain_registry.get(name))
         except UnknownNameError as exc:
@@ -127,6 +127,10 @@ def create_app(
     ctx.extras.setdefault("guards", guards)  # a chain's retrieval guards: .chains[name].retrieval
     runnables: dict[str, Runnable[Any, Any]] = {}
     for spec in specs:
+        # Each chain gets its own retrieval guards (used by rag and chains built on it).
+        ctx.extras["retrieval_guard"] = (extras or {}).get(
+            "retrieval_guard"
+        ) or guards.retrieval_guard(spec.name)
         runnable = guards.wrap(spec.name, spec.factory(ctx))
         runnables[spec.name] = runnable
         add_routes(
@@ -187,6 +191,16 @@ def create_app(
         )
 
     return app
+
+
+def _chain_names(settings: Settings) -> list[str]:
+    """server.chains, plus rag when a collection is configured or exists (retrieval.serve)."""
+    from langdeploy.chains.rag import serve_by_default
+
+    names = list(settings.server.chains)
+    if "rag" not in names and serve_by_default(settings):
+        names.append("rag")
+    return names
 
 
 def _load(handle: ModelHandle) -> None:

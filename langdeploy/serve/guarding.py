@@ -171,6 +171,27 @@ class GuardRuntime:
             on_stream_violation=_record_stream_violation,
         )
 
+    def retrieval_guard(self, chain: str) -> Callable[[list[Any]], list[Any]] | None:
+        """The chain's retrieval guards as the rag chain's seam: chunks in (anything with a
+        ``text`` field, e.g. RetrievedChunk), the allowed ones out, redacted where needed.
+        A chunk a blocking guard flags (indirect prompt injection) is dropped, not fatal."""
+        if not self.enabled or not self.chains[chain].retrieval:
+            return None
+        pipeline = self.chains[chain].retrieval
+
+        def guard(chunks: list[Any]) -> list[Any]:
+            kept = []
+            for chunk in chunks:
+                result = pipeline.run(chunk.text)
+                if not result.allowed:
+                    continue
+                if result.text != chunk.text:
+                    chunk = dataclasses.replace(chunk, text=result.text)
+                kept.append(chunk)
+            return kept
+
+        return guard
+
     def dependencies(self, chain: str) -> list[Any]:
         """A route dependency that runs a stream's input guards before the stream starts."""
         if not self.enabled or not self.chains[chain].input:
