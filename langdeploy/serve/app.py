@@ -30,6 +30,7 @@ from langdeploy.serve.admission import AdmissionLimit
 from langdeploy.serve.errors import error_body, install_error_handlers
 from langdeploy.serve.guarding import install_guards
 from langdeploy.serve.openai_facade import build_router
+from langdeploy.serve.streams import StreamErrorBoundary
 from langdeploy.settings import Settings
 
 log = logging.getLogger("langdeploy.serve")
@@ -131,7 +132,7 @@ def create_app(
         ctx.extras["retrieval_guard"] = (extras or {}).get(
             "retrieval_guard"
         ) or guards.retrieval_guard(spec.name)
-        runnable = guards.wrap(spec.name, spec.factory(ctx))
+        runnable = StreamErrorBoundary(guards.wrap(spec.name, spec.factory(ctx)))
         runnables[spec.name] = runnable
         add_routes(
             app,

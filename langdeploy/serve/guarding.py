@@ -34,7 +34,7 @@ from langchain_core.runnables import Runnable
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from langdeploy.errors import ConfigError
+from langdeploy.errors import ConfigError, LangdeployError
 from langdeploy.guards.base import GuardrailViolation
 from langdeploy.guards.config import (
     ChainGuards,
@@ -58,7 +58,9 @@ class RequestScope:
     """What one HTTP request shares with the runnables it runs (through a contextvar)."""
 
     request_id: str
-    violation: GuardrailViolation | None = None
+    # The error that ended this request's stream quietly: a guard's, or any other
+    # LangdeployError raised mid-stream (the upstream died, the queue filled up).
+    violation: LangdeployError | None = None
 
 
 _scope: ContextVar[RequestScope | None] = ContextVar("langdeploy_guard_scope", default=None)
@@ -69,7 +71,7 @@ def current_request_id() -> str | None:
     return scope.request_id if scope is not None else None
 
 
-def current_stream_violation() -> GuardrailViolation | None:
+def current_stream_violation() -> LangdeployError | None:
     """The output-guard violation that ended this request's stream quietly, if any: another
     streaming front end (an OpenAI-style route) can turn it into its own error chunk."""
     scope = _scope.get()
@@ -220,7 +222,12 @@ class GuardRuntime:
         return [Depends(guard_stream_input)]
 
 
-def _record_stream_violation(exc: GuardrailViolation) -> bool:
+def record_stream_error(exc: LangdeployError) -> bool:
+    """Keep ``exc`` for this request's stream error event; False outside a request."""
+    return _record_stream_violation(exc)
+
+
+def _record_stream_violation(exc: LangdeployError) -> bool:
     scope = _scope.get()
     if scope is None:
         return False  # not inside a request: let the caller see the exception
@@ -242,6 +249,12 @@ def guards_config_path(settings: Settings) -> Path | None:
 
 
 _END_EVENT = re.compile(rb"(?m)^event: end(\r?\n)")
+
+
+def _contract(exc: LangdeployError) -> dict[str, Any]:
+    if isinstance(exc, GuardrailViolation):
+        return exc.contract()
+    return {"error": {"type": exc.error_type, "message": exc.public_message}}
 
 
 class GuardStreamMiddleware:
@@ -275,9 +288,9 @@ class GuardStreamMiddleware:
                     sent_error = True
                     nl = m.group(1).decode()
                     payload = {
-                        "status_code": 400,
+                        "status_code": violation.status_code,
                         "message": violation.public_message,
-                        **violation.contract(),
+                        **_contract(violation),
                     }
                     event = f"event: error{nl}data: {json.dumps(payload)}{nl}{nl}".encode()
                     message = {**message, "body": body[: m.start()] + event + body[m.start() :]}
