@@ -58,6 +58,7 @@ bench: install-dev
 
 bench-params: install-dev
 	$(PY) benchmarks/params.py
+
 bench-guards: install-dev
 	$(PY) benchmarks/guards.py
 
