@@ -13,17 +13,17 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessageChunk
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
-from langchain_core.runnables.utils import ConfigurableFieldSpec
 
 from langdeploy.guards.base import Guard, GuardContext, GuardrailViolation, Redactions
 from langdeploy.guards.pipeline import GuardPipeline, StreamCollector, StreamRedactor
+from langdeploy.runnables import DelegatingRunnable
 
 # Called with a violation raised inside a stream; returning True ends the stream quietly (the
 # server then sends the error event itself), False re-raises.
 StreamViolationHandler = Callable[[GuardrailViolation], bool]
 
 
-class GuardedRunnable(Runnable[Any, Any]):
+class GuardedRunnable(DelegatingRunnable):
     """A Runnable that runs input guards, the chain, then output guards."""
 
     def __init__(
@@ -36,32 +36,12 @@ class GuardedRunnable(Runnable[Any, Any]):
         on_stream_violation: StreamViolationHandler | None = None,
         name: str | None = None,
     ) -> None:
-        self.bound = bound
+        # The chain's own types and schemas show through, for LangServe and the playground.
+        super().__init__(bound, name)
         self.input_pipeline = input_pipeline
         self.output_pipeline = output_pipeline
         self.count_tokens = count_tokens
         self.on_stream_violation = on_stream_violation
-        self.name = name or bound.get_name()
-
-    # -- the chain's own types and schemas, so LangServe and the playground see through us ----
-
-    @property
-    def InputType(self) -> Any:
-        return self.bound.InputType
-
-    @property
-    def OutputType(self) -> Any:
-        return self.bound.OutputType
-
-    def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
-        return self.bound.get_input_schema(config)
-
-    def get_output_schema(self, config: RunnableConfig | None = None) -> Any:
-        return self.bound.get_output_schema(config)
-
-    @property
-    def config_specs(self) -> list[ConfigurableFieldSpec]:
-        return self.bound.config_specs
 
     # -- guard steps --------------------------------------------------------------------------
 

@@ -13,37 +13,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.runnables.utils import ConfigurableFieldSpec
+from langchain_core.runnables import RunnableConfig
 
 from langdeploy.errors import LangdeployError
+from langdeploy.runnables import DelegatingRunnable
 from langdeploy.serve.guarding import record_stream_error
 
 
-class StreamErrorBoundary(Runnable[Any, Any]):
+class StreamErrorBoundary(DelegatingRunnable):
     """Delegates everything to ``bound``; only streams change how errors end them."""
-
-    def __init__(self, bound: Runnable[Any, Any]) -> None:
-        self.bound = bound
-        self.name = bound.get_name()
-
-    @property
-    def InputType(self) -> Any:
-        return self.bound.InputType
-
-    @property
-    def OutputType(self) -> Any:
-        return self.bound.OutputType
-
-    def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
-        return self.bound.get_input_schema(config)
-
-    def get_output_schema(self, config: RunnableConfig | None = None) -> Any:
-        return self.bound.get_output_schema(config)
-
-    @property
-    def config_specs(self) -> list[ConfigurableFieldSpec]:
-        return self.bound.config_specs
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return self.bound.invoke(input, config, **kwargs)
