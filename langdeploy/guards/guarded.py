@@ -13,6 +13,7 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessageChunk
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables.utils import AddableDict
 
 from langdeploy.guards.base import Guard, GuardContext, GuardrailViolation, Redactions
 from langdeploy.guards.pipeline import GuardPipeline, StreamCollector, StreamRedactor
@@ -189,10 +190,16 @@ class _StreamState:
         # last, attached to whatever text is released at the end.
         self.pending: Any = None
         self.pending_text = ""
+        # Dict chunks with text fields ({"answer": "tok"}) stream per field, each through its own
+        # redactor, so a structured stream (rag) stays a stream.
+        self.fields: dict[str, StreamRedactor] = {}
 
     def feed(self, chunk: Any) -> Iterator[Any]:
         if self.redactor is None:
             yield chunk
+            return
+        if isinstance(chunk, dict) and chunk:
+            yield from self._feed_dict(chunk)
             return
         text = _chunk_text(chunk)
         if text is None:
@@ -203,9 +210,27 @@ class _StreamState:
             yield _with_text(self.pending, self.pending_text)
         self.pending, self.pending_text = chunk, safe
 
+    def _feed_dict(self, chunk: dict[str, Any]) -> Iterator[Any]:
+        if all(isinstance(v, str) for v in chunk.values()):
+            out = AddableDict()
+            for key, text in chunk.items():
+                redactor = self.fields.setdefault(key, StreamRedactor(self.pipeline, self.ctx))
+                safe = redactor.feed(text)
+                if safe:
+                    out[key] = safe
+            if out:
+                yield out
+        else:
+            # A field that arrives whole in its chunk (rag's sources): guard it whole now.
+            yield AddableDict(self.pipeline.guard_value(chunk, self.ctx))
+
     def finish(self) -> Iterator[Any]:
         if self.redactor is None:
             return
+        for key, redactor in self.fields.items():
+            rest = redactor.finish()
+            if rest:
+                yield AddableDict({key: rest})
         rest = self.redactor.finish()
         if self.pending is not None:
             yield _with_text(self.pending, self.pending_text + rest)

@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from langchain_core.runnables import Runnable
 from langserve import add_routes
+from sse_starlette.sse import AppStatus
 from starlette.concurrency import run_in_threadpool
 
 from langdeploy import __version__
@@ -81,6 +82,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # sse-starlette 1.x (pinned by LangServe) binds a module-level Event to the first event
+        # loop that streams; an app started on another loop (tests, embedding) would fail.
+        AppStatus.should_exit_event = None
         task = None
         if not handle.ready:
             task = asyncio.create_task(asyncio.to_thread(_load, handle))

@@ -181,6 +181,10 @@ def build_router(chain: Runnable[Any, Any], model_id: str) -> APIRouter:
             first = None
         except LangdeployError as exc:
             return _from_langdeploy(exc)
+        # An input guard may end the stream quietly before its first chunk: still a 400.
+        early = current_stream_violation()
+        if early is not None:
+            return _from_langdeploy(early)
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
         def frame(delta: dict[str, Any] | None, finish: str | None, usage: Any = None) -> str:

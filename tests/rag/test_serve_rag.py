@@ -107,7 +107,8 @@ def test_stream_sends_sources_then_tokens(rag_client: TestClient) -> None:
     data = [d for e, d in events if e == "data"]
     assert Path(data[0]["sources"][0]["source"]).name == "vpn.txt"
     tokens = [d["answer"] for d in data[1:]]
-    assert len(tokens) >= 3 and "".join(tokens).strip()
+    # Several pieces, though the output guards hold back a window of text (about 96 characters).
+    assert len(tokens) >= 2 and "".join(tokens).strip()
 
 
 def test_retrieval_guard_from_extras(rag_app_dir: Path, model: ModelHandle) -> None:
