@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install -e '.[local,dev]'
+	$(PY) -m pip install -e '.[local,dev,eval]'
 	touch $@
 
 install: $(VENV)/.installed

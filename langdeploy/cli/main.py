@@ -10,6 +10,7 @@ import typer
 from langdeploy import __version__
 from langdeploy.cli import models as models_cli
 from langdeploy.cli.common import console, handle_errors, settings_from
+from langdeploy.cli.eval import eval_command
 
 app = typer.Typer(
     name="langdeploy",
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_cli.app, name="models")
+app.command("eval")(eval_command)
 
 
 def _version(value: bool) -> None:
