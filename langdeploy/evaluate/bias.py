@@ -446,7 +446,10 @@ def run_bbq(
     chain = cand.chain("chat", max_tokens=max_tokens)
     out = []
     for probe in probes:
-        messages = [("system", MC_SYSTEM), ("human", probe.prompt())]
+        messages = [
+            {"type": "system", "content": MC_SYSTEM},
+            {"type": "human", "content": probe.prompt()},
+        ]
         key = cache_key(
             kind="bbq",
             model=cand.name,
@@ -482,7 +485,7 @@ def run_swaps(
                 prompt=prompt,
                 params={**cand.params(), "max_tokens": max_tokens},
             )
-            payload = {"messages": [("human", prompt)]}
+            payload = {"messages": [{"type": "human", "content": prompt}]}
             text, cached = _cached_or_run(cache, key, cand, chain, payload)
             out.append(SwapAnswer(template, group, prompt, text, cached))
             if progress is not None:

@@ -119,8 +119,8 @@ def chain_input(example: Example, chain: Runnable[Any, Any], chain_name: str) ->
     props = schema.get("properties", {})
     if "messages" in props:
         if row.messages is not None:
-            return {"messages": [(m.role, m.content) for m in row.messages]}
-        return {"messages": [("human", row.input)]}
+            return {"messages": [{"type": m.role, "content": m.content} for m in row.messages]}
+        return {"messages": [{"type": "human", "content": row.input}]}
     if row.messages is not None:
         raise InputError(
             f"Example {example.id!r} (line {example.line}) gives 'messages', but the chain "
@@ -312,8 +312,10 @@ def _one(
         output, error, latency = gen.output, None, gen.latency()
     except InputError:
         raise
-    except LangdeployError as exc:
-        output, error, latency = "", str(exc), None
+    except Exception as exc:
+        # One failing generation (a context overflow, a model error) is a result, not the end
+        # of a long run; it is scored 0 and shown with its error.
+        output, error, latency = "", f"{type(exc).__name__}: {exc}", None
     cache.put(
         key,
         {
