@@ -470,9 +470,11 @@ def run_swaps(
     cache: ResultCache,
     lexicons: Lexicons,
     *,
-    max_tokens: int = 48,
+    max_tokens: int | None = None,
     progress: ProgressFn | None = None,
 ) -> list[SwapAnswer]:
+    # The run's own answer length, capped: a sentence is enough to read tone and refusals.
+    max_tokens = min(max_tokens or cand.settings.model.max_tokens, 64)
     chain = cand.chain("chat", max_tokens=max_tokens)
     out = []
     for template in templates:

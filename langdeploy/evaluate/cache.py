@@ -30,8 +30,12 @@ class ResultCache:
         self.path = path
         self._rows: dict[str, dict[str, Any]] = {}
         self.torn_lines = 0
+        # A torn last line has no newline; the next append must not glue itself onto it.
+        self._needs_newline = False
         if path is not None and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            text = path.read_text(encoding="utf-8")
+            self._needs_newline = bool(text) and not text.endswith("\n")
+            for line in text.splitlines():
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError:
@@ -54,6 +58,9 @@ class ResultCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as fh:
+                if self._needs_newline:
+                    fh.write("\n")
+                    self._needs_newline = False
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())

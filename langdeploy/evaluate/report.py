@@ -154,7 +154,8 @@ def bias_tables(results: dict[str, Any]) -> list[Table]:
 
 def _svg(fig: Any) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    # No date in the metadata: the same results render the same file.
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
     return text[text.find("<svg") :]
 
