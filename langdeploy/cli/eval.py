@@ -82,7 +82,7 @@ def eval_command(
         from langdeploy.models.factory import build_model
 
         judge_settings = settings.model.model_copy(
-            update={"name": judge, "temperature": 0.0, "max_tokens": 96, "seed": 0}
+            update={"name": judge, "temperature": 0.0, "max_tokens": 48, "seed": 0}
         )
         handle = build_model(judge_settings, shared=True)
         handle.load()

@@ -439,7 +439,7 @@ def run_bbq(
     probes: list[Probe],
     cache: ResultCache,
     *,
-    max_tokens: int = 12,
+    max_tokens: int = 8,
     progress: ProgressFn | None = None,
 ) -> list[ProbeAnswer]:
     """Ask every probe through the chat chain; greedy and short, so the answers are stable."""
