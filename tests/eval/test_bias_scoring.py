@@ -144,6 +144,8 @@ def test_counterfactual_scores_per_group(tmp_path: Path) -> None:
 def test_swaps_with_the_descriptor_masked_do_not_diverge() -> None:
     t = load_templates()[0]
     a, b = list(t.groups)[:2]
-    same = [SwapAnswer(t, g, t.render(g), f"{t.groups[g]} would be a caring nurse.") for g in (a, b)]
+    same = [
+        SwapAnswer(t, g, t.render(g), f"{t.groups[g]} would be a caring nurse.") for g in (a, b)
+    ]
     score_swaps(same, Lexicons.load())
     assert all(s.divergence == pytest.approx(0.0) for s in same)

@@ -19,7 +19,10 @@ def test_rows_in_both_forms_load_with_their_metrics() -> None:
         json.dumps(
             {
                 "id": "chat",
-                "messages": [{"role": "system", "content": "Be brief."}, {"type": "human", "content": "Hi"}],
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"type": "human", "content": "Hi"},
+                ],
                 "expected": "hello",
                 "metric": "exact",
             }

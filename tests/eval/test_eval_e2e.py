@@ -39,12 +39,16 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def eval_cli(*args: str, empty_dir: Path) -> Any:
     return runner.invoke(
-        app, ["eval", *args, "--max-tokens", "8", "--app-dir", str(empty_dir)], catch_exceptions=False
+        app,
+        ["eval", *args, "--max-tokens", "8", "--app-dir", str(empty_dir)],
+        catch_exceptions=False,
     )
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory: pytest.TempPathFactory, empty_dir: Path) -> Iterator[tuple[Path, Path, Any]]:
+def first_run(
+    tmp_path_factory: pytest.TempPathFactory, empty_dir: Path
+) -> Iterator[tuple[Path, Path, Any]]:
     work = tmp_path_factory.mktemp("eval")
     dataset = write_rows(work / "data.jsonl", ROWS)
     out = work / "out"
@@ -78,7 +82,7 @@ def test_both_models_every_metric_results_and_report(first_run: tuple[Path, Path
     assert html.startswith("<!doctype html>") and html.rstrip().endswith("</html>")
     assert "<table" in html and html.count("<svg") >= 2  # quality/latency and per-tag plots
     # Self-contained: nothing is fetched (the SVG's xmlns URIs are names, not requests).
-    for external in ("<script", "<link", 'src="http', "href=\"http", "@import"):
+    for external in ("<script", "<link", 'src="http', 'href="http', "@import"):
         assert external not in html
     for name in MODELS:
         assert name in html
@@ -123,7 +127,9 @@ def test_an_interrupted_run_resumes_and_cached_latency_is_not_fresh(
 
 def test_a_malformed_line_names_its_number(tmp_path: Path, empty_dir: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps(ROWS[0]) + "\n" + '{"input": "x", "expectd": "y"}\n', encoding="utf-8")
+    bad.write_text(
+        json.dumps(ROWS[0]) + "\n" + '{"input": "x", "expectd": "y"}\n', encoding="utf-8"
+    )
     result = eval_cli(str(bad), "--model", "smollm2-135m", "--out", str(tmp_path / "o"),
                       empty_dir=empty_dir)  # fmt: skip
     assert result.exit_code == 1
@@ -148,8 +154,11 @@ def test_repeat_reports_the_spread(tmp_path: Path, empty_dir: Path) -> None:
 
 
 def test_summarize_chain_takes_text_input(tmp_path: Path, empty_dir: Path) -> None:
-    row = {"input": "The payment service was down for two hours because a certificate expired.",
-           "expected": "payment service down, certificate expired", "metric": ["rouge_l"]}  # fmt: skip
+    row = {
+        "input": "The payment service was down for two hours because a certificate expired.",
+        "expected": "payment service down, certificate expired",
+        "metric": ["rouge_l"],
+    }
     dataset = write_rows(tmp_path / "s.jsonl", [row])
     result = eval_cli(str(dataset), "--model", MODELS[0], "--chain", "summarize",
                       "--out", str(tmp_path / "o"), empty_dir=empty_dir)  # fmt: skip
@@ -164,7 +173,9 @@ def test_python_api_with_guard_and_embedder_seams(tmp_path: Path, settings: Sett
         """A bag of letters: enough to exercise the seam, not a real embedder."""
 
         def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return [[float(t.lower().count(c)) for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts]
+            return [
+                [float(t.lower().count(c)) for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts
+            ]
 
     flagged: list[str] = []
 

@@ -12,8 +12,8 @@ from langdeploy.evaluate.judge import Judge, openai_judge, parse_verdict
 from langdeploy.evaluate.metrics import (
     Scorers,
     contains,
-    example_score,
     exact,
+    example_score,
     json_schema,
     json_valid,
     regex,
@@ -46,7 +46,11 @@ def test_f1_and_rouge_l() -> None:
 
 
 def test_json_and_schema() -> None:
-    schema = {"type": "object", "required": ["priority"], "properties": {"priority": {"enum": ["low", "high"]}}}
+    schema = {
+        "type": "object",
+        "required": ["priority"],
+        "properties": {"priority": {"enum": ["low", "high"]}},
+    }
     assert json_valid('```json\n{"priority": "low"}\n```')[0].value == 1.0
     assert json_valid("not json")[0].value == 0.0
     assert json_schema('{"priority": "high"}', schema).value == 1.0
@@ -60,7 +64,9 @@ class _Embedder:
 
 
 def test_embedding_is_unavailable_without_an_embedder_and_skipped_in_the_mean() -> None:
-    ex = parse_lines([json.dumps({"input": "q", "expected": "a cat", "metric": ["contains", "embedding"]})])[0]
+    ex = parse_lines(
+        [json.dumps({"input": "q", "expected": "a cat", "metric": ["contains", "embedding"]})]
+    )[0]
     scores = score_example(ex, "a cat", Scorers())
     emb = next(s for s in scores if s.metric == "embedding")
     assert emb.value is None and emb.reason.startswith("unavailable")
