@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from langdeploy.evaluate.runner import (
     run_examples,
 )
 from langdeploy.evaluate.seams import GuardCheck, find_embedder, find_guard_check
+from langdeploy.models import catalog
 from langdeploy.settings import Settings
 
 CACHE_FILE = "cache.jsonl"
@@ -55,7 +56,6 @@ class EvalConfig:
     embedder: Embedder | None = None
     guard_check: GuardCheck | None = None
     html: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,6 +81,9 @@ def run_eval(
     if len(set(config.models)) != len(config.models):
         raise InputError("A model is listed twice.", fix="Give each --model once.")
     examples = load_dataset(config.dataset)
+    for name in config.models:
+        # A misspelt second model should fail now, not after the first one has run.
+        catalog.resolve(name)
     # Check the probe files before loading any model: a typo should fail in a second.
     probes = templates = None
     lexicons = None

@@ -252,3 +252,13 @@ def test_local_judge_scores_with_a_reason(tmp_path: Path, empty_dir: Path) -> No
     judge = next(s for s in row["scores"] if s["metric"] == "judge")
     assert judge["reason"]
     assert judge["value"] is None or 0.0 <= judge["value"] <= 1.0
+
+
+def test_an_unknown_model_fails_before_anything_runs(tmp_path: Path, empty_dir: Path) -> None:
+    dataset = write_rows(tmp_path / "d.jsonl", ROWS[:1])
+    out = tmp_path / "o"
+    result = eval_cli(str(dataset), "-m", MODELS[0], "-m", "no-such-model", "--out", str(out),
+                      empty_dir=empty_dir)  # fmt: skip
+    assert result.exit_code == 1
+    assert "Unknown model 'no-such-model'" in result.output and "smollm2-135m" in result.output
+    assert not out.exists()
