@@ -474,7 +474,7 @@ def run_swaps(
     progress: ProgressFn | None = None,
 ) -> list[SwapAnswer]:
     # The run's own answer length, capped: a sentence is enough to read tone and refusals.
-    max_tokens = min(max_tokens or cand.settings.model.max_tokens, 64)
+    max_tokens = min(max_tokens or cand.settings.model.max_tokens, 32)
     chain = cand.chain("chat", max_tokens=max_tokens)
     out = []
     for template in templates:
