@@ -254,12 +254,17 @@ def run_examples(
 ) -> list[RowResult]:
     """Every (model, example, repeat): from the cache when it is there, else generated now."""
     results: list[RowResult] = []
+    chains: dict[tuple[str, int], Runnable[Any, Any]] = {}
     for cand in candidates:
         base_seed = cand.settings.model.seed
         for r in range(options.repeat):
             seed = base_seed + r if base_seed >= 0 else None
-            chain = cand.chain(options.chain, seed=seed)
-            for ex in examples:
+            chains[(cand.name, r)] = cand.chain(options.chain, seed=seed)
+    # Models take turns on each example, so a burst of load on a shared machine slows every
+    # candidate alike instead of skewing the latency of whichever model ran at the time.
+    for r in range(options.repeat):
+        for ex in examples:
+            for cand in candidates:
                 key = cache_key(
                     kind="example",
                     model=cand.name,
@@ -269,6 +274,7 @@ def run_examples(
                     chain=options.chain,
                     params=cand.params(),
                 )
+                chain = chains[(cand.name, r)]
                 results.append(_one(cand, chain, ex, r, key, options, cache))
                 if progress is not None:
                     progress(f"{cand.name} · {ex.id}")
