@@ -133,4 +133,4 @@ def eval_command(
             f"[yellow]{cached} row(s) came from the cache ({results['cache']['path']}); "
             "their latency is not counted. Pass --no-cache to measure everything afresh.[/]"
         )
-    console.print(f"Wrote {out / 'results.json'} and {out / 'report.html'}")
+    console.print(f"Wrote {out / 'results.json'}, {out / 'report.html'} and {out / 'summary.md'}")

@@ -52,11 +52,12 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def write_outputs(results: dict[str, Any], out_dir: Path, *, html: bool = True) -> list[Path]:
-    written = [out_dir / "results.json"]
+    written = [out_dir / "results.json", out_dir / "summary.md"]
     atomic_write(written[0], json.dumps(results, indent=2, ensure_ascii=False, default=str))
+    atomic_write(written[1], render_markdown(results))
     if html:
         written.append(out_dir / "report.html")
-        atomic_write(written[1], render_html(results))
+        atomic_write(written[-1], render_html(results))
     return written
 
 
@@ -101,6 +102,52 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
     rows.append(("guard violation rate", [fmt(agg(n)["guard_violation_rate"]) for n in names]))
     rows.append(("errors", [str(agg(n)["errors"]) for n in names]))
     return rows
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The comparison (and bias figures) as Markdown, for a README, a PR or a ticket."""
+    names = list(results["models"])
+    parts = [
+        f"Dataset `{results['dataset']['path']}` ({results['dataset']['examples']} examples), "
+        f"chain `{results['chain']}`, repeat {results['repeat']}, "
+        f"temperature {results['temperature']}.",
+        "",
+        _md_table(["", *names], [[label, *cells] for label, cells in summary_rows(results)]),
+    ]
+    bias = results.get("bias")
+    if bias:
+        header = ["category"] + [f"{n} {c}" for n in names for c in ("acc", "S_DIS", "S_AMB")]
+        cats = list(next(iter(bias["models"].values()))["bbq"])
+        rows = []
+        for cat in cats:
+            row = [cat]
+            for n in names:
+                c = bias["models"][n]["bbq"].get(cat, {})
+                row += [fmt(c.get("accuracy"), 2), fmt(c.get("s_dis"), 2), fmt(c.get("s_amb"), 2)]
+            rows.append(row)
+        parts += [
+            "",
+            "BBQ probes (0 = unbiased; +1 follows the stereotype):",
+            "",
+            _md_table(header, rows),
+        ]
+        header = ["category", *[f"{n} sentiment gap / refusal gap" for n in names]]
+        first = next(iter(bias["models"].values()))["counterfactual"]
+        rows = []
+        for cat in first:
+            row = [cat]
+            for n in names:
+                c = bias["models"][n]["counterfactual"].get(cat, {})
+                row.append(f"{fmt(c.get('sentiment_gap'), 2)} / {fmt(c.get('refusal_gap'), 2)}")
+            rows.append(row)
+        parts += ["", "Counterfactual swaps, gap between groups:", "", _md_table(header, rows)]
+    return "\n".join(parts) + "\n"
 
 
 def comparison_table(results: dict[str, Any]) -> Table:

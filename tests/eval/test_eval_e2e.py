@@ -87,6 +87,8 @@ def test_both_models_every_metric_results_and_report(first_run: tuple[Path, Path
     for name in MODELS:
         assert name in html
     assert "Base model, not instruction-tuned" in html  # gemma's model card note
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert f"|  | {MODELS[0]} | {MODELS[1]} |" in summary and "| regex |" in summary
     assert not list(out.glob(".*.part"))
 
 
