@@ -278,8 +278,9 @@ def run_examples(
                 results.append(_one(cand, chain, ex, r, key, options, cache))
                 if progress is not None:
                     progress(f"{cand.name} · {ex.id}")
+    by_id = {e.id: e for e in examples}
     for row in results:
-        ex = next(e for e in examples if e.id == row.example_id)
+        ex = by_id[row.example_id]
         if row.error is None:
             row.scores = score_example(ex, row.output, scorers)
             row.score = example_score(row.scores)

@@ -5,6 +5,12 @@ with the reason, instead of a made-up number.
 
 - A guard check is any callable ``(output_text) -> list of violated guard names``.
 - An embedder is any object with LangChain's ``embed_documents(texts) -> vectors``.
+
+Pass either to ``EvalConfig`` from Python. Otherwise they are looked up by name, so wiring them
+in takes one function in the other layer and nothing here:
+
+- ``langdeploy.retrieval.embeddings.offline_embedder() -> Embeddings``
+- ``langdeploy.guards.pipeline.output_violations(settings) -> Callable[[str], list[str]]``
 """
 
 from __future__ import annotations
