@@ -166,7 +166,10 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
 def embedding(output: str, expected: str, scorers: Scorers) -> Score:
     if scorers.embedder is None:
         return Score("embedding", None, f"unavailable: {scorers.embedder_missing}")
-    a, b = scorers.embedder.embed_documents([output, expected])
+    try:
+        a, b = scorers.embedder.embed_documents([output, expected])
+    except Exception as exc:  # a missing model file or extra: say so, keep the other scores
+        return Score("embedding", None, f"unavailable: the embedder failed: {exc}")
     sim = cosine(a, b)
     # Cosine is in [-1, 1]; clip to the [0, 1] scale the other metrics use.
     return Score("embedding", max(0.0, sim), f"cosine similarity {sim:.3f} to the reference")

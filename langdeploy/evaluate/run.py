@@ -94,11 +94,11 @@ def run_eval(
             templates = bias_mod.limit_templates(templates, config.bias_limit)
         lexicons = bias_mod.Lexicons.load()
 
-    embedder, embed_note = (config.embedder, "") if config.embedder else find_embedder()
+    embedder, embed_note = (config.embedder, "") if config.embedder else find_embedder(settings)
     guard_check: GuardCheck | None = config.guard_check
     guard_note = ""
     if guard_check is None:
-        guard_check, guard_note = find_guard_check(settings)
+        guard_check, guard_note = find_guard_check(settings, config.chain)
 
     config.out_dir.mkdir(parents=True, exist_ok=True)
     cache = ResultCache(config.out_dir / CACHE_FILE if config.use_cache else None)

@@ -6,56 +6,87 @@ with the reason, instead of a made-up number.
 - A guard check is any callable ``(output_text) -> list of violated guard names``.
 - An embedder is any object with LangChain's ``embed_documents(texts) -> vectors``.
 
-Pass either to ``EvalConfig`` from Python. Otherwise they are looked up by name, so wiring them
-in takes one function in the other layer and nothing here:
+Pass either to ``EvalConfig`` from Python. Otherwise they are built, when those packages are in
+this build, from the same settings the server uses:
 
-- ``langdeploy.retrieval.embeddings.offline_embedder() -> Embeddings``
-- ``langdeploy.guards.pipeline.output_violations(settings) -> Callable[[str], list[str]]``
+- embedder: ``langdeploy.retrieval.embeddings.build_embedder(settings.retrieval)`` (its
+  ``embed(texts)`` is adapted to ``embed_documents``);
+- guards: the output pipeline of ``langdeploy.guards.config.build_chain_guards`` for the chain
+  under evaluation, from ``settings.guards.config`` (or the built-in defaults).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langdeploy.evaluate.metrics import Embedder
 
 GuardCheck = Callable[[str], list[str]]
 
-# Where the other layers are expected to expose these; looked up, never required.
-EMBEDDER_FACTORY = ("langdeploy.retrieval.embeddings", "offline_embedder")
-GUARD_CHECK_FACTORY = ("langdeploy.guards.pipeline", "output_violations")
 
-
-def _lookup(module: str, attr: str) -> tuple[Any, str]:
+def _module(name: str) -> tuple[Any, str]:
     try:
-        mod = importlib.import_module(module)
+        return importlib.import_module(name), ""
     except ImportError:
-        return None, f"{module} is not installed in this build"
-    factory = getattr(mod, attr, None)
-    if factory is None:
-        return None, f"{module} has no {attr}()"
-    return factory, ""
+        return None, f"{name} is not installed in this build"
 
 
-def find_embedder() -> tuple[Embedder | None, str]:
-    """The offline embedder from retrieval/, or None and why not."""
-    factory, why = _lookup(*EMBEDDER_FACTORY)
-    if factory is None:
+class _EmbedAdapter:
+    """retrieval's Embedder (``embed``) seen through LangChain's ``embed_documents``."""
+
+    def __init__(self, embedder: Any) -> None:
+        self._embedder = embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors: Sequence[Sequence[float]] = self._embedder.embed(texts)
+        return [list(v) for v in vectors]
+
+
+def find_embedder(settings: Any) -> tuple[Embedder | None, str]:
+    """The offline embedder from retrieval/, or None and why not. Nothing loads until used."""
+    mod, why = _module("langdeploy.retrieval.embeddings")
+    if mod is None:
         return None, why
+    retrieval = getattr(settings, "retrieval", None)
+    build = getattr(mod, "build_embedder", None)
+    if retrieval is None or build is None:
+        return None, "this build's retrieval settings have no embedder"
     try:
-        return factory(), ""
-    except Exception as exc:  # an embedder that cannot load must not stop the eval
-        return None, f"the offline embedder failed to load: {exc}"
+        embedder = build(retrieval)
+    except Exception as exc:  # an embedder that cannot be built must not stop the eval
+        return None, f"the offline embedder could not be built: {exc}"
+    if hasattr(embedder, "embed_documents"):
+        return embedder, ""
+    return _EmbedAdapter(embedder), ""
 
 
-def find_guard_check(settings: Any) -> tuple[GuardCheck | None, str]:
-    """A callable that names the output guards an answer violates, or None and why not."""
-    factory, why = _lookup(*GUARD_CHECK_FACTORY)
-    if factory is None:
+def find_guard_check(settings: Any, chain: str) -> tuple[GuardCheck | None, str]:
+    """The output guards the server would run on ``chain``, as a check, or None and why not."""
+    mod, why = _module("langdeploy.guards.config")
+    if mod is None:
         return None, why
+    guards = getattr(settings, "guards", None)
+    if guards is not None and not getattr(guards, "enabled", True):
+        return None, "guards are disabled (guards.enabled = false)"
     try:
-        return factory(settings), ""
+        source = getattr(guards, "config", None)
+        config = mod.load_guards_file(source)
+        pipelines = mod.build_chain_guards(
+            config,
+            chain,
+            source=source or "defaults",
+            context={"system_prompt": settings.model.system_prompt},
+        )
     except Exception as exc:
-        return None, f"the guards failed to load: {exc}"
+        return None, f"the guards could not be built: {exc}"
+    output = pipelines.output
+    if not output:
+        return None, f"no output guard is configured for the {chain!r} chain"
+
+    def check(text: str) -> list[str]:
+        result = output.run(text)
+        return sorted({f"{v.guard}:{v.category}" for v in result.violations})
+
+    return check, ""
