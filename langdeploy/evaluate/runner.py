@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel
 
@@ -43,6 +43,19 @@ class Candidate:
     settings: Settings
     card: dict[str, Any]
     identity: str
+    warmed: bool = False
+
+    def warm_up(self) -> None:
+        """One untimed token before the first timed answer: the first call pays for paging the
+        weights in and allocating buffers, which is not the latency a user sees later."""
+        if self.warmed:
+            return
+        self.warmed = True
+        try:
+            self.handle.chat_model.invoke([HumanMessage(content="Hi")], max_tokens=1)
+        except Exception:
+            # A model that cannot answer shows its error on the first real example instead.
+            return
 
     def chain(self, chain_name: str, **overrides: Any) -> Runnable[Any, Any]:
         """The named chain over this model; ``overrides`` (seed, max_tokens) apply to a shallow
@@ -313,6 +326,7 @@ def _one(
             latency=None,
             cached_latency=hit.get("latency"),
         )
+    cand.warm_up()
     try:
         payload = chain_input(ex, chain, options.chain)
         gen = generate(chain, payload, cand.handle.count_tokens)
