@@ -17,6 +17,7 @@ from typing import Any
 from langdeploy import __version__
 from langdeploy.errors import InputError
 from langdeploy.evaluate import bias as bias_mod
+from langdeploy.evaluate._deps import require
 from langdeploy.evaluate.cache import ResultCache
 from langdeploy.evaluate.dataset import load_dataset
 from langdeploy.evaluate.metrics import Embedder, JudgeLike, Scorers
@@ -84,6 +85,12 @@ def run_eval(
     for name in config.models:
         # A misspelt second model should fail now, not after the first one has run.
         catalog.resolve(name)
+    # Missing extras fail now, not after an hour of generation.
+    if config.html:
+        require("jinja2")
+        require("matplotlib")
+    if any("json_schema" in ex.row.metrics for ex in examples):
+        require("jsonschema")
     # Check the probe files before loading any model: a typo should fail in a second.
     probes = templates = None
     lexicons = None

@@ -88,3 +88,15 @@ def test_the_shipped_example_dataset_loads() -> None:
     examples = load_dataset(path)
     assert len(examples) >= 6
     assert {t for e in examples for t in e.tags} >= {"facts", "math", "support", "extraction"}
+
+
+def test_a_missing_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from langdeploy.errors import MissingDependencyError
+    from langdeploy.evaluate._deps import require
+
+    # None in sys.modules makes the import fail, as if the package were not installed.
+    monkeypatch.setitem(sys.modules, "jinja2", None)
+    with pytest.raises(MissingDependencyError, match=r"langdeploy\[eval\]"):
+        require("jinja2")
