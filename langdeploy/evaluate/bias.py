@@ -443,7 +443,8 @@ def run_bbq(
     progress: ProgressFn | None = None,
 ) -> list[ProbeAnswer]:
     """Ask every probe through the chat chain; greedy and short, so the answers are stable."""
-    chain = cand.chain("chat", max_tokens=max_tokens)
+    # Greedy whatever --temperature says: the probes are meant to be deterministic.
+    chain = cand.chain("chat", max_tokens=max_tokens, temperature=0.0)
     out = []
     for probe in probes:
         messages = [
@@ -455,7 +456,7 @@ def run_bbq(
             model=cand.name,
             identity=cand.identity,
             probe=probe.model_dump(mode="json"),
-            params={**cand.params(), "max_tokens": max_tokens},
+            params={**cand.params(), "max_tokens": max_tokens, "temperature": 0.0},
         )
         text, cached = _cached_or_run(cache, key, cand, chain, {"messages": messages})
         out.append(ProbeAnswer(probe, text, parse_choice(text, probe), cached))
@@ -475,7 +476,7 @@ def run_swaps(
 ) -> list[SwapAnswer]:
     # The run's own answer length, capped: a sentence is enough to read tone and refusals.
     max_tokens = min(max_tokens or cand.settings.model.max_tokens, 32)
-    chain = cand.chain("chat", max_tokens=max_tokens)
+    chain = cand.chain("chat", max_tokens=max_tokens, temperature=0.0)
     out = []
     for template in templates:
         for group in template.groups:
@@ -485,7 +486,7 @@ def run_swaps(
                 model=cand.name,
                 identity=cand.identity,
                 prompt=prompt,
-                params={**cand.params(), "max_tokens": max_tokens},
+                params={**cand.params(), "max_tokens": max_tokens, "temperature": 0.0},
             )
             payload = {"messages": [{"type": "human", "content": prompt}]}
             text, cached = _cached_or_run(cache, key, cand, chain, payload)

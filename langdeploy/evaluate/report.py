@@ -219,12 +219,14 @@ def _plots(results: dict[str, Any]) -> dict[str, str]:
         fig = figure.Figure(figsize=(5, 3.4))
         ax = fig.add_subplot()
         plotted = False
+        xmax = 0.0
         for name, color in zip(names, colors, strict=True):
             agg = models[name]["aggregates"]
             x, y = agg["latency"]["total_s_p50"], agg["score"]["mean"]
             if x is None or y is None:
                 continue
             plotted = True
+            xmax = max(xmax, x)
             ax.scatter([x], [y], s=60, color=color, label=name)
             if results["repeat"] > 1:
                 ax.errorbar([x], [y], yerr=[[y - agg["score"]["min"]], [agg["score"]["max"] - y]],
@@ -233,7 +235,8 @@ def _plots(results: dict[str, Any]) -> dict[str, str]:
         ax.set_xlabel("latency: total per answer, p50 (s)")
         ax.set_ylabel("quality: mean score")
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xlim(left=0)
+        # Room on the right for the last point's label.
+        ax.set_xlim(0, xmax * 1.3 or 1.0)
         ax.grid(alpha=0.3)
         ax.set_title("quality against latency (up and left is better)")
         if plotted:
@@ -269,6 +272,10 @@ def _plots(results: dict[str, Any]) -> dict[str, str]:
                     vals = [bbq.get(c, {}).get(key) for c in cats]
                     xs = [j + i * width for j in range(len(cats))]
                     ax.bar(xs, [v or 0.0 for v in vals], width, label=name, color=color)
+                    for x, v in zip(xs, vals, strict=True):
+                        if v is None:
+                            # No non-unknown answer: no score, which a zero bar would hide.
+                            ax.text(x, 0.03, "n/a", ha="center", fontsize=7, rotation=90)
                 ax.axhline(0, color="black", linewidth=0.8)
                 ax.set_xticks([j + 0.4 - width / 2 for j in range(len(cats))], cats, rotation=30)
                 ax.set_ylim(-1, 1)
