@@ -29,8 +29,10 @@ GuardCheck = Callable[[str], list[str]]
 def _module(name: str) -> tuple[Any, str]:
     try:
         return importlib.import_module(name), ""
-    except ImportError:
-        return None, f"{name} is not installed in this build"
+    except ImportError as exc:
+        if exc.name == name:
+            return None, f"{name} is not in this build"
+        return None, f"{name} could not be imported ({exc})"
 
 
 class _EmbedAdapter:
