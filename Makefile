@@ -32,7 +32,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install -e '.[local,openai,rag,dev]'
+	$(PY) -m pip install -e '.[local,openai,rag,eval,dev]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -14,6 +14,7 @@ from langdeploy.cli import guards as guards_cli
 from langdeploy.cli import ingest as ingest_cli
 from langdeploy.cli import models as models_cli
 from langdeploy.cli.common import console, handle_errors, settings_from
+from langdeploy.cli.eval import eval_command
 
 app = typer.Typer(
     name="langdeploy",
@@ -26,6 +27,7 @@ app.add_typer(deploy_cli.app, name="deploy")
 app.command("bench")(bench_cli.bench)
 app.add_typer(guards_cli.app, name="guards")
 app.command("ingest")(ingest_cli.ingest)
+app.command("eval")(eval_command)
 
 
 def _version(value: bool) -> None:
