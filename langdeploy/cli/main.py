@@ -10,6 +10,7 @@ import typer
 from langdeploy import __version__
 from langdeploy.cli import deploy as deploy_cli
 from langdeploy.cli import models as models_cli
+from langdeploy.cli import new as new_cli
 from langdeploy.cli.common import console, handle_errors, settings_from
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(models_cli.app, name="models")
 app.add_typer(deploy_cli.app, name="deploy")
+new_cli.install(app)
 
 
 def _version(value: bool) -> None:
