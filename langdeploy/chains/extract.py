@@ -75,13 +75,13 @@ def response_format_for(schema: type[BaseModel], backend: str) -> dict[str, Any]
     return {"type": "json_object", "schema": json_schema}
 
 
-def parse_answer(schema: type[BaseModel], message: BaseMessage, max_tokens: int) -> BaseModel:
+def parse_answer(schema: type[BaseModel], message: BaseMessage) -> BaseModel:
     """Validate the model's answer against ``schema``; errors name the field and the fix."""
     text = message.content if isinstance(message.content, str) else str(message.content)
     finish = message.response_metadata.get("finish_reason")
     if finish == "length":
         raise ExtractionError(
-            f"The model's answer was cut off after {max_tokens} tokens, before the "
+            f"The model's answer was cut off at its max_tokens limit, before the "
             f"{schema.__name__} JSON object was complete.",
             fix="Raise model.max_tokens (LANGDEPLOY_MODEL__MAX_TOKENS), send a shorter text, "
             "or put max_length limits on the schema's strings and lists.",
@@ -120,7 +120,6 @@ def extract_chain(
     ).partial(instructions=instructions, schema=schema_text)
 
     def factory(ctx: ChainContext) -> Runnable[Any, Any]:
-        max_tokens = ctx.settings.model.max_tokens
         model = ctx.model.bind(
             response_format=response_format_for(schema, ctx.settings.model.backend)
         )
@@ -136,7 +135,7 @@ def extract_chain(
             return {"text": data.text}
 
         def parse(message: BaseMessage) -> BaseModel:
-            return parse_answer(schema, message, max_tokens)
+            return parse_answer(schema, message)
 
         chain = (
             RunnableLambda(prepare, name="prepare_text")
