@@ -87,7 +87,56 @@ def list_templates(as_json: bool = typer.Option(False, "--json", help="Print JSO
     console.print("Create an app with: langdeploy new NAME --template TEMPLATE", highlight=False)
 
 
+@handle_errors
+def upgrade(
+    app_dir: Path | None = typer.Option(
+        None, "--app-dir", help="The app's directory (default: found from the current one)."
+    ),
+    template: str | None = typer.Option(
+        None, "--template", "-t", help="Switch to another template (default: the app's own)."
+    ),
+) -> None:
+    """Re-apply the app's template, as this langdeploy has it, keeping your edits."""
+    from langdeploy.errors import ConfigError
+    from langdeploy.settings import find_app_dir
+    from langdeploy.templates.upgrade import upgrade_app
+
+    where = app_dir or find_app_dir()
+    if where is None:
+        raise ConfigError(
+            "No langdeploy.toml here or above, so there is no app to upgrade.",
+            fix="Run it inside the app, or pass --app-dir.",
+        )
+    report = upgrade_app(where, template_name=template)
+    if not report.changed:
+        console.print(
+            f"{where} is up to date with its template (langdeploy {report.to_version}).",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for label, paths in (
+        ("updated", report.updated),
+        ("added", report.added),
+        ("merged with your edits", report.merged),
+        ("removed (the template dropped it, you never edited it)", report.removed),
+        ("kept as you have it", report.kept),
+    ):
+        for rel in paths:
+            console.print(f"  {label}: {rel}", highlight=False, markup=False, soft_wrap=True)
+    for rel in report.conflicts:
+        err_console.print(
+            f"  conflict: {rel} (both you and the template changed the same lines; "
+            "resolve the <<<<<<< markers)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    if report.conflicts:
+        raise typer.Exit(1)
+
+
 def install(app: typer.Typer) -> None:
-    """Add `new` and `templates` to the main app."""
+    """Add `new`, `upgrade` and `templates` to the main app."""
     app.command("new")(new)
+    app.command("upgrade")(upgrade)
     app.add_typer(templates_app, name="templates")

@@ -27,6 +27,7 @@ from langdeploy import __version__
 from langdeploy.errors import ConfigError, LangdeployError
 from langdeploy.models.catalog import BUILTIN_MODELS
 from langdeploy.templates.registry import AppTemplate, template_registry
+from langdeploy.templates.upgrade import write_state
 
 # Top-level names the app itself uses, or that would shadow langdeploy and its tools.
 _RESERVED = {"langdeploy", "chains", "guards", "deploy", "tests", "test", "docs", "app"}
@@ -230,8 +231,15 @@ def new_app(
     template = template_registry.get(template_name)
     dest = (directory if directory is not None else Path.cwd() / name).expanduser().resolve()
     _check_destination(dest, force)
-    files = render_app_files(template, template_vars(template, name, _model_name(model)))
+    model_name = _model_name(model)
+    files = render_app_files(template, template_vars(template, name, model_name))
     app = NewApp(path=dest, template=template.name, files=sorted(files))
+    answers = {
+        "template": template.name,
+        "name": name,
+        "model": model_name,
+        "langdeploy_version": __version__,
+    }
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
@@ -242,6 +250,8 @@ def new_app(
             path.write_text(text, encoding="utf-8")
         _render_deploy(staging, app)
         app.files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        # What `langdeploy upgrade` merges against later.
+        write_state(staging, answers, files)
         staging.chmod(0o755)
         if dest.is_dir() and any(dest.iterdir()):
             _merge_into(staging, dest)

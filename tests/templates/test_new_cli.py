@@ -50,6 +50,8 @@ def test_new_writes_the_design_layout(tmp_path: Path) -> None:
         "deploy/docker/Dockerfile",
         "deploy/compose/compose.yaml",
         "deploy/k8s/kustomization.yaml",
+        ".langdeploy-template/answers.json",
+        ".langdeploy-template/base/chains/app.py",
     ):
         assert (root / rel).is_file(), rel
     config = tomllib.loads((root / "langdeploy.toml").read_text())
