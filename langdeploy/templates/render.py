@@ -9,6 +9,7 @@ deploy/ folder comes from the deploy renderer, from the app's own settings.
 
 from __future__ import annotations
 
+import json
 import keyword
 import os
 import re
@@ -148,6 +149,8 @@ def render_app_files(template: AppTemplate, variables: dict[str, Any]) -> dict[s
         lstrip_blocks=True,
         autoescape=False,  # source files and TOML, not HTML
     )
+    # A JSON string is a valid TOML basic string: paths with quotes or backslashes stay intact.
+    env.filters["toml"] = json.dumps
     files: dict[str, str] = {}
     try:
         package_root = resources.files(template.package)

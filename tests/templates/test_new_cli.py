@@ -78,11 +78,13 @@ def test_new_defaults_to_a_folder_named_after_the_app(
 
 def test_a_model_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiny.gguf").write_bytes(b"GGUF")
-    code, out = new("local_model", "--model", "tiny.gguf")
+    models = tmp_path / 'my "models"'
+    models.mkdir()
+    (models / "tiny.gguf").write_bytes(b"GGUF")
+    code, out = new("local_model", "--model", 'my "models"/tiny.gguf')
     assert code == 0, out
     config = tomllib.loads((tmp_path / "local_model" / "langdeploy.toml").read_text())
-    assert config["model"]["name"] == str(tmp_path / "tiny.gguf")
+    assert config["model"]["name"] == str(models / "tiny.gguf")
     # A local model file has no way onto a cluster until deploy.model_url is set: say so.
     assert "deploy/k8s was not rendered" in out and "model_url" in out
 
