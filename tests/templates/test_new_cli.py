@@ -193,3 +193,16 @@ def test_a_failed_render_leaves_nothing_behind(tmp_path: Path) -> None:
     assert code == 1
     assert "model.temperature" in out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_generated_deploy_manifests_validate(tmp_path: Path) -> None:
+    from langdeploy.deploy.validate import validate_dir
+
+    code, out = new("shipped", "--template", "extract", "--dir", str(tmp_path / "shipped"))
+    assert code == 0, out
+    for target in ("docker", "compose", "k8s"):
+        results = validate_dir(
+            tmp_path / "shipped" / "deploy" / target, kubernetes_version="1.30.0"
+        )
+        failed = [r for r in results if r.status == "fail"]
+        assert results and not failed, failed
