@@ -25,7 +25,7 @@ from typing import Any
 from jinja2 import Environment, StrictUndefined, TemplateError
 
 from langdeploy import __version__
-from langdeploy.errors import ConfigError, LangdeployError
+from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError
 from langdeploy.models.catalog import BUILTIN_MODELS
 from langdeploy.templates.registry import AppTemplate, template_registry
 from langdeploy.templates.upgrade import write_state
@@ -231,7 +231,12 @@ def new_app(
 ) -> NewApp:
     """Write a new app into ``directory`` (default ./NAME); all files or none."""
     validate_app_name(name)
-    template = template_registry.get(template_name)
+    try:
+        template = template_registry.get(template_name)
+    except UnknownNameError as exc:
+        raise UnknownNameError(
+            "template", template_name, exc.known, fix="See `langdeploy templates list`."
+        ) from None
     dest = (directory if directory is not None else Path.cwd() / name).expanduser().resolve()
     _check_destination(dest, force)
     model_name = _model_name(model)
