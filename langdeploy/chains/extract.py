@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
@@ -33,6 +33,9 @@ DEFAULT_INSTRUCTIONS = (
     "You extract facts from a text. Copy values exactly as they appear in the text. "
     "Leave a list empty or a value null when the text does not say it."
 )
+
+
+UpstreamFormat = Literal["json_object", "json_schema"]
 
 
 class ExtractInput(BaseModel):
@@ -62,16 +65,22 @@ class ExtractionError(LangdeployError):
     error_type = "extraction_failed"
 
 
-def response_format_for(schema: type[BaseModel], backend: str) -> dict[str, Any]:
-    """The ``response_format`` each backend understands for a JSON schema."""
+def response_format_for(
+    schema: type[BaseModel], backend: str, upstream_format: UpstreamFormat = "json_object"
+) -> dict[str, Any]:
+    """The ``response_format`` that makes the backend follow ``schema``.
+
+    llama-cpp-python compiles ``{"type": "json_object", "schema": ...}`` into a grammar, in
+    process and in its server, and llama.cpp's own server reads the same form. vLLM and OpenAI
+    enforce a schema only in the ``json_schema`` form, which llama-cpp-python's server rejects:
+    an app behind vLLM passes ``upstream_format="json_schema"``.
+    """
     json_schema = schema.model_json_schema()
-    if backend == "openai":
-        # The OpenAI structured-output form; vLLM and llama.cpp's server accept it too.
+    if backend == "openai" and upstream_format == "json_schema":
         return {
             "type": "json_schema",
             "json_schema": {"name": schema.__name__, "schema": json_schema},
         }
-    # llama-cpp-python's form: create_chat_completion compiles "schema" into a grammar.
     return {"type": "json_object", "schema": json_schema}
 
 
@@ -104,8 +113,12 @@ def extract_chain(
     *,
     instructions: str = DEFAULT_INSTRUCTIONS,
     run_name: str = "extract",
+    upstream_format: UpstreamFormat = "json_object",
 ) -> Callable[[ChainContext], Runnable[Any, Any]]:
-    """A chain factory that extracts ``schema`` from a text; register it under any name."""
+    """A chain factory that extracts ``schema`` from a text; register it under any name.
+
+    ``upstream_format`` matters only for the openai backend (see :func:`response_format_for`).
+    """
     schema_text = json.dumps(schema.model_json_schema())
     # Partial variables are substituted, not parsed, so the schema's braces need no escaping.
     prompt = ChatPromptTemplate.from_messages(
@@ -121,7 +134,7 @@ def extract_chain(
 
     def factory(ctx: ChainContext) -> Runnable[Any, Any]:
         model = ctx.model.bind(
-            response_format=response_format_for(schema, ctx.settings.model.backend)
+            response_format=response_format_for(schema, ctx.settings.model.backend, upstream_format)
         )
 
         def prepare(payload: dict[str, Any] | ExtractInput) -> dict[str, str]:

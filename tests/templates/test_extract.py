@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +21,7 @@ from langdeploy.models.factory import ModelHandle
 from langdeploy.serve import create_app
 from langdeploy.settings import Settings
 from tests.servers import reset_sse_state
+from tests.test_openai_backend import Upstream, openai_settings
 
 TEXT = "Ada Lovelace met Charles Babbage in London to talk about the Analytical Engine."
 
@@ -76,6 +78,25 @@ def test_response_format_per_backend() -> None:
     local = response_format_for(Reading, "llamacpp")
     assert local["type"] == "json_object"
     assert local["schema"]["properties"]["celsius"]["type"] == "number"
-    remote = response_format_for(Reading, "openai")
-    assert remote["type"] == "json_schema"
-    assert json.dumps(remote["json_schema"]["schema"]) == json.dumps(local["schema"])
+    assert response_format_for(Reading, "openai") == local
+    strict = response_format_for(Reading, "openai", "json_schema")
+    assert strict["type"] == "json_schema"
+    assert json.dumps(strict["json_schema"]["schema"]) == json.dumps(local["schema"])
+
+
+def test_extract_over_an_openai_compatible_upstream(tmp_path: Path) -> None:
+    """llama.cpp's OpenAI-compatible server, the stand-in GPU server, gets the schema too."""
+    upstream = Upstream()
+    upstream.start()
+    try:
+        settings = openai_settings(tmp_path, upstream.base_url, max_tokens=160)
+        served = settings.model_copy(
+            update={"server": settings.server.model_copy(update={"chains": ["extract"]})}
+        )
+        reset_sse_state()
+        with TestClient(create_app(served), raise_server_exceptions=False) as client:
+            response = client.post("/extract/invoke", json={"input": {"text": TEXT}})
+            assert response.status_code == 200, response.text
+            Entities.model_validate(response.json()["output"])
+    finally:
+        upstream.stop()
