@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from langdeploy.chains.chat import chat_chain
+from langdeploy.chains.extract import entities_chain
 from langdeploy.chains.rag import rag_chain
 from langdeploy.chains.registry import ChainSpec
 from langdeploy.chains.summarize import summarize_chain
@@ -31,5 +32,13 @@ def register_chains(register: Callable[..., None]) -> None:
             name="rag",
             factory=rag_chain,
             description="Answer a question from the ingested documents, citing the sources.",
+        )
+    )
+    register(
+        ChainSpec(
+            name="extract",
+            factory=entities_chain,
+            description="Extract people, organizations and places from a text as JSON "
+            "(schema-constrained output).",
         )
     )

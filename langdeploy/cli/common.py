@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from langdeploy.errors import LangdeployError
 from langdeploy.settings import Settings, load_settings
@@ -27,7 +28,10 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except LangdeployError as exc:
-            err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            # Escaped: messages quote things like [app] modules and langdeploy[rag] literally.
+            err_console.print(
+                f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

@@ -13,6 +13,7 @@ from langdeploy.cli import deploy as deploy_cli
 from langdeploy.cli import guards as guards_cli
 from langdeploy.cli import ingest as ingest_cli
 from langdeploy.cli import models as models_cli
+from langdeploy.cli import new as new_cli
 from langdeploy.cli.common import console, handle_errors, settings_from
 from langdeploy.cli.eval import eval_command
 
@@ -28,6 +29,7 @@ app.command("bench")(bench_cli.bench)
 app.add_typer(guards_cli.app, name="guards")
 app.command("ingest")(ingest_cli.ingest)
 app.command("eval")(eval_command)
+new_cli.install(app)
 
 
 def _version(value: bool) -> None:
