@@ -310,6 +310,10 @@ class GpuDeploySettings(_Section):
 class DeploySettings(_Section):
     """What `langdeploy deploy render` writes: images, sizes, hostnames."""
 
+    chroma: bool | None = Field(
+        None,
+        description="Deploy a Chroma server for retrieval; default: when 'rag' is served.",
+    )
     name: str = Field(
         "langdeploy",
         pattern=r"^[a-z]([-a-z0-9]{0,40}[a-z0-9])?$",

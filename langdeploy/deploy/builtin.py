@@ -80,7 +80,7 @@ def render_compose(ctx: DeployContext) -> dict[str, str]:
     # Compose services reach each other by service name.
     env = dict(ctx.env)
     if ctx.rag:
-        env["LANGDEPLOY_RETRIEVAL__CHROMA_HOST"] = "chroma"
+        env["LANGDEPLOY_RETRIEVAL__HOST"] = "chroma"
     gpu_vars = {**env, **gpu_env(ctx), "LANGDEPLOY_MODEL__BASE_URL": f"http://vllm:{APP_PORT}/v1"}
     files["compose.yaml"] = render_template(
         "compose/compose.yaml.j2",
@@ -214,8 +214,9 @@ def render_vm(ctx: DeployContext) -> dict[str, str]:
         env.update(gpu_env(ctx))
         env["LANGDEPLOY_MODEL__BASE_URL"] = f"http://127.0.0.1:{VLLM_VM_PORT}/v1"
     if ctx.rag:
-        env["LANGDEPLOY_RETRIEVAL__CHROMA_HOST"] = "127.0.0.1"
-        env["LANGDEPLOY_RETRIEVAL__CHROMA_PORT"] = str(CHROMA_VM_PORT)
+        env["LANGDEPLOY_RETRIEVAL__MODE"] = "server"
+        env["LANGDEPLOY_RETRIEVAL__HOST"] = "127.0.0.1"
+        env["LANGDEPLOY_RETRIEVAL__PORT"] = str(CHROMA_VM_PORT)
     env["LANGDEPLOY_SERVER__HOST"] = "127.0.0.1"
     # An upstream API key comes in as a systemd credential (see the unit), not a container path.
     api_key_file = None

@@ -224,10 +224,17 @@ def build_context(settings: Settings, *, gpu: bool = False) -> DeployContext:
     env["LANGDEPLOY_MODEL__NAME"] = model.name
     if settings.model.backend == "openai":
         env["LANGDEPLOY_MODEL__API_KEY_FILE"] = f"{SECRETS_DIR}/model-api-key"
-    rag = "rag" in settings.server.chains
+    # A Chroma server shared by the replicas: for the rag chain, or chains built on it
+    # (deploy.chroma = true in an app whose own chain retrieves).
+    rag = (
+        settings.deploy.chroma
+        if settings.deploy.chroma is not None
+        else ("rag" in settings.server.chains)
+    )
     if rag:
-        env["LANGDEPLOY_RETRIEVAL__CHROMA_HOST"] = f"{settings.deploy.name}-chroma"
-        env["LANGDEPLOY_RETRIEVAL__CHROMA_PORT"] = str(APP_PORT)
+        env["LANGDEPLOY_RETRIEVAL__MODE"] = "server"
+        env["LANGDEPLOY_RETRIEVAL__HOST"] = f"{settings.deploy.name}-chroma"
+        env["LANGDEPLOY_RETRIEVAL__PORT"] = str(APP_PORT)
     env = {key: env[key] for key in sorted(env) if not is_secret_name(key)}
     return DeployContext(
         settings=settings,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -114,3 +117,17 @@ def read_all(root: Path) -> Iterator[tuple[Path, str]]:
     for path in sorted(root.rglob("*")):
         if path.is_file():
             yield path, path.read_text(encoding="utf-8")
+
+
+def settings_from_env(env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """The settings an app started with exactly ``env`` loads (a failure is the error)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    # A fresh process, so that only these variables (and no test's) shape the settings.
+    code = "from langdeploy.settings import load_settings; print(load_settings().model_dump_json())"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LANGDEPLOY_")}
+    r = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, cwd=cwd, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from langdeploy.deploy.validate import check_compose, check_dockerfile, validate_dir
-from tests.deploy.conftest import make_app, run_cli
+from tests.deploy.conftest import make_app, run_cli, settings_from_env
 
 MAKEFILE = Path(__file__).resolve().parents[2] / "Makefile"
 
@@ -115,8 +115,10 @@ def test_compose_app_with_chroma_and_a_gpu_profile(
     assert "/healthz" in " ".join(cpu["healthcheck"]["test"])
     assert cpu["build"] == {"context": "../..", "dockerfile": "deploy/compose/Dockerfile"}
     assert (out / "Dockerfile").is_file()
-    assert cpu["environment"]["LANGDEPLOY_RETRIEVAL__CHROMA_HOST"] == "chroma"
-    assert cpu["environment"]["LANGDEPLOY_RETRIEVAL__CHROMA_PORT"] == "8000"
+    assert cpu["environment"]["LANGDEPLOY_RETRIEVAL__HOST"] == "chroma"
+    assert cpu["environment"]["LANGDEPLOY_RETRIEVAL__PORT"] == "8000"
+    loaded = settings_from_env(cpu["environment"], tmp_path / "pod")
+    assert loaded["retrieval"] == {**loaded["retrieval"], "mode": "server", "host": "chroma"}
     assert cpu["depends_on"]["chroma"] == {"condition": "service_started"}
     assert services["chroma"]["volumes"] == ["chroma-data:/data"]
     assert "chroma-data" in doc["volumes"]

@@ -12,7 +12,14 @@ import yaml
 
 from langdeploy.deploy.context import is_secret_name
 from langdeploy.deploy.validate import security_problems, validate_dir
-from tests.deploy.conftest import find, kustomize, kustomize_with, make_app, run_cli
+from tests.deploy.conftest import (
+    find,
+    kustomize,
+    kustomize_with,
+    make_app,
+    run_cli,
+    settings_from_env,
+)
 
 SHA = "a" * 64
 
@@ -159,8 +166,8 @@ def test_chroma_and_ingress_components(k8s_dir: Path, tmp_path: Path) -> None:
     assert svc["spec"]["selector"].items() <= _pod_labels(sts).items()
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["accessModes"] == ["ReadWriteOnce"]
     data = find(docs, "ConfigMap")["data"]
-    assert data["LANGDEPLOY_RETRIEVAL__CHROMA_HOST"] == "demo-chroma"
-    assert data["LANGDEPLOY_RETRIEVAL__CHROMA_PORT"] == "8000"
+    assert data["LANGDEPLOY_RETRIEVAL__HOST"] == "demo-chroma"
+    assert data["LANGDEPLOY_RETRIEVAL__PORT"] == "8000"
 
     ingress = find(docs, "Ingress", "demo")
     notes = ingress["metadata"]["annotations"]
@@ -193,8 +200,13 @@ def test_root_kustomization_deploys_what_the_settings_ask(
     assert ("Deployment", "rag-vllm") in kinds  # --gpu: the GPU overlay is the default
     assert not any(kind == "Ingress" for kind, _ in kinds)  # no hostname, no Ingress
     data = find(docs, "ConfigMap")["data"]
-    assert data["LANGDEPLOY_RETRIEVAL__CHROMA_HOST"] == "rag-chroma"
+    assert data["LANGDEPLOY_RETRIEVAL__HOST"] == "rag-chroma"
     assert data["LANGDEPLOY_MODEL__BACKEND"] == "openai"
+    # The pod's settings load: every variable names a real field with a valid value.
+    settings = settings_from_env(data, tmp_path / "pod")
+    assert settings["retrieval"]["mode"] == "server"
+    assert settings["retrieval"]["host"] == "rag-chroma"
+    assert settings["model"]["base_url"] == data["LANGDEPLOY_MODEL__BASE_URL"]
 
 
 def test_model_file_fills_a_shared_volume_once(

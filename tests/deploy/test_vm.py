@@ -13,7 +13,7 @@ import yaml
 
 from langdeploy.deploy import validate as validate_mod
 from langdeploy.deploy.validate import check_unit, check_user_data, validate_dir
-from tests.deploy.conftest import make_app, run_cli
+from tests.deploy.conftest import make_app, run_cli, settings_from_env
 
 
 def unit_entries(text: str) -> dict[str, dict[str, list[str]]]:
@@ -186,8 +186,9 @@ def test_rag_runs_a_local_chroma_server(tmp_path: Path, render_cli: Callable[...
     assert chroma["Service"]["ProtectSystem"] == ["strict"]
     env_text = files["/etc/langdeploy/langdeploy.env"]["content"]
     env = dict(line.split("=", 1) for line in env_text.splitlines())
-    assert env["LANGDEPLOY_RETRIEVAL__CHROMA_HOST"] == "127.0.0.1"
-    assert env["LANGDEPLOY_RETRIEVAL__CHROMA_PORT"] == "8002"
+    assert env["LANGDEPLOY_RETRIEVAL__HOST"] == "127.0.0.1"
+    assert env["LANGDEPLOY_RETRIEVAL__PORT"] == "8002"
+    assert settings_from_env(env, tmp_path / "vm")["retrieval"]["mode"] == "server"
     # systemd strips shell-style quotes from EnvironmentFile values: the JSON list must survive.
     [chains] = shlex.split(f"LANGDEPLOY_SERVER__CHAINS={env['LANGDEPLOY_SERVER__CHAINS']}")
     assert json.loads(chains.split("=", 1)[1]) == ["chat", "rag"]
