@@ -55,6 +55,11 @@ class Registry(Generic[T]):
             )
         self._items[name] = item
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a plugin's tests register throw-away items and remove them)."""
+        self._ensure_loaded()
+        self._items.pop(name, None)
+
     def _ensure_loaded(self) -> None:
         if self._loaded:
             return

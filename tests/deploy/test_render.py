@@ -120,8 +120,12 @@ def test_a_failing_render_leaves_nothing_behind(app_dir: Path, tmp_path: Path) -
 
     deploy_targets.register(DeployTarget("broken-test", "fails half-way", broken), replace=True)
     out = tmp_path / "out"
-    with pytest.raises(OSError):
-        render(load_settings(app_dir), "broken-test", out)
+    try:
+        with pytest.raises(OSError):
+            render(load_settings(app_dir), "broken-test", out)
+    finally:
+        # Registries are process-wide: later tests (langdeploy new) render every target.
+        deploy_targets.unregister("broken-test")
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [app_dir]  # no staging directory left over
 

@@ -172,8 +172,8 @@ def plugin_template() -> Iterator[None]:
     register("0.5", "plugin-good")
     register("9", "plugin-bad")  # fails the settings' bounds when deploy/ is rendered
     yield
-    template_registry._items.pop("plugin-good")
-    template_registry._items.pop("plugin-bad")
+    template_registry.unregister("plugin-good")
+    template_registry.unregister("plugin-bad")
 
 
 @pytest.mark.usefixtures("plugin_template")

@@ -32,7 +32,7 @@ def v1_app(tmp_path: Path) -> Iterator[Path]:
     result = runner.invoke(app, ["new", "up_app", "--template", "upgradable", "--dir", str(dest)])
     assert result.exit_code == 0, result.output
     yield dest
-    template_registry._items.pop("upgradable", None)
+    template_registry.unregister("upgradable")
 
 
 def test_upgrade_merges_the_new_template_with_the_users_edits(v1_app: Path) -> None:
