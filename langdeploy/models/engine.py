@@ -72,6 +72,17 @@ class Delta:
 _DONE = object()
 
 
+def _deliver(job: _Job, item: Any) -> None:
+    """Hand ``item`` to the job's caller. A caller that is gone (its event loop closed) cancels
+    its job; it must never take the worker thread down with it."""
+    if job.cancel.is_set():
+        return
+    try:
+        job.sink(item)
+    except Exception:
+        job.cancel.set()
+
+
 @dataclass
 class _Job:
     messages: list[dict[str, Any]]
@@ -207,6 +218,13 @@ class LlamaEngine:
 
     def _submit(self, job: _Job) -> None:
         self._ensure_loaded()
+        if self._worker is not None and not self._worker.is_alive():
+            # Never queue work that nobody will take: bring the worker back.
+            log.error("the engine worker had stopped; restarting it")
+            self._worker = threading.Thread(
+                target=self._run, name=f"llama-engine:{self.model_path.name}", daemon=True
+            )
+            self._worker.start()
         try:
             self._jobs.put_nowait(job)
         except queue.Full:
@@ -268,6 +286,7 @@ class LlamaEngine:
         out: asyncio.Queue[Any] = asyncio.Queue()
 
         def sink(item: Any) -> None:
+            # Raises RuntimeError once the loop is closed; _deliver then cancels the job.
             loop.call_soon_threadsafe(out.put_nowait, item)
 
         job = _Job(messages=messages, params=params, sink=sink)
@@ -301,16 +320,17 @@ class LlamaEngine:
                 continue
             try:
                 self._generate(job)
-                job.sink(_DONE)
-            except BaseException as exc:
+                _deliver(job, _DONE)
+            except Exception as exc:
                 log.exception("generation failed")
-                job.sink(
-                    LangdeployError(
+                error = (
+                    exc
+                    if isinstance(exc, LangdeployError)
+                    else LangdeployError(
                         "The model failed while generating.", fix="See the server log for details."
                     )
-                    if not isinstance(exc, LangdeployError)
-                    else exc
                 )
+                _deliver(job, error)
             finally:
                 self.requests_served += 1
 
@@ -348,17 +368,18 @@ class LlamaEngine:
                         # The prompt is in the context now and the first token not yet evaluated.
                         prompt_tokens = max(0, llama.n_tokens)
                     completion += 1
-                    job.sink(Delta(text=text))
+                    _deliver(job, Delta(text=text))
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
         if prompt_tokens is None:
             prompt_tokens = max(0, llama.n_tokens - completion)
-        job.sink(
+        _deliver(
+            job,
             Delta(
                 finish_reason=finish or "stop",
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion,
-            )
+            ),
         )
