@@ -101,7 +101,8 @@ def test_chat_over_openai_backend_invoke_and_stream(tmp_path: Path, upstream: Up
         out = r.json()["output"]
         assert out["content"].strip()
         assert out["usage_metadata"]["output_tokens"] > 0
-        events = parse_sse(client.post("/chat/stream", json=HELLO).text)
+        longer = {**HELLO, "config": {"configurable": {"max_tokens": 80}}}
+        events = parse_sse(client.post("/chat/stream", json=longer).text)
         data = [d for e, d in events if e == "data"]
         assert len(data) >= 5, "the openai backend must stream token by token"
         assert events[-1][0] == "end"

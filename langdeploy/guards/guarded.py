@@ -206,6 +206,12 @@ class _StreamState:
             self.collector.add(chunk)
             return
         safe = self.redactor.feed(text)
+        if self.pending is not None and not self.pending_text:
+            # Nothing released yet: fold this chunk in rather than send an empty one (a client
+            # would see a run of empty events while the guards hold text back).
+            merged = self.pending + chunk if isinstance(chunk, BaseMessageChunk) else chunk
+            self.pending, self.pending_text = merged, safe
+            return
         if self.pending is not None:
             yield _with_text(self.pending, self.pending_text)
         self.pending, self.pending_text = chunk, safe

@@ -78,6 +78,11 @@ if ChatOpenAI is not None:
 
         def model_post_init(self, context: Any) -> None:
             super().model_post_init(context)
+            # Per-request sampling (configurable fields) rebuilds the model passing every field,
+            # streaming=False included; langchain-core reads an explicit False as "never
+            # stream", which would turn each stream into one final chunk. Default is not "off".
+            if not self.streaming:
+                self.__pydantic_fields_set__.discard("streaming")
             self._sync_sem = threading.BoundedSemaphore(self.max_concurrency)
             self._async_sem = asyncio.Semaphore(self.max_concurrency)
 

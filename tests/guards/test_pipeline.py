@@ -172,12 +172,14 @@ def test_guarded_invoke_batch_stream_and_schemas() -> None:
 
 
 def test_guarded_stream_sync_and_async_redacts_and_keeps_chunk_types() -> None:
-    g = guarded(fake_chat(ANSWER), [], [SecretsGuard(), PIIGuard()])
+    tail = " The weather was fine all week and the team shipped the release on time." * 4
+    g = guarded(fake_chat(ANSWER + tail), [], [SecretsGuard(), PIIGuard()])
     chunks = list(g.stream({"messages": []}))
     assert all(isinstance(c, AIMessageChunk) for c in chunks)
     text = "".join(str(c.content) for c in chunks)
-    assert text == "Contact <EMAIL_1> or <PHONE_1>. Key <SECRET_1> ok."
-    assert len(chunks) > 5  # still a stream, not one message at the end
+    assert text == "Contact <EMAIL_1> or <PHONE_1>. Key <SECRET_1> ok." + tail
+    # Still a stream, not one message at the end, and no empty chunks while text is held back.
+    assert len(chunks) > 5 and all(c.content for c in chunks)
 
     async def collect() -> str:
         return "".join([str(c.content) async for c in g.astream({"messages": []})])
