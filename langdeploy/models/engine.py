@@ -100,7 +100,9 @@ class LlamaEngine:
         self.settings = settings
         self.chat_format = settings.chat_format or chat_format
         self._llama: Any = None
-        self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=settings.queue_size)
+        # queue_size waiting plus the one the worker is about to take: the HTTP admission layer
+        # admits queue_size + 1, and a job sits here until the worker wakes to take it.
+        self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=settings.queue_size + 1)
         self._loaded = threading.Event()
         self._load_lock = threading.Lock()
         self._loading = False
