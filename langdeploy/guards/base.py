@@ -14,6 +14,7 @@ arrives in the :class:`GuardContext`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -126,7 +127,7 @@ class GuardContext:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class Guard:
+class Guard(ABC):
     """Base class. Subclasses set ``name``, ``stages``, ``default_action`` and implement ``scan``.
 
     ``scan`` returns findings with spans; ``check`` applies the action. Guards whose outcome is not
@@ -164,8 +165,9 @@ class Guard:
             )
         self.instance_name = instance_name or self.name
 
+    @abstractmethod
     def scan(self, text: str, ctx: GuardContext) -> list[Finding]:
-        raise NotImplementedError
+        """Every finding in ``text``, with its span; no action applied yet."""
 
     def hold_from(self, text: str) -> int:
         """In a stream, the index from which ``text`` must be held back (default: lookahead)."""
