@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from langdeploy.models.factory import ModelHandle, build_model
 from langdeploy.serve import create_app
 from langdeploy.settings import Settings, load_settings
-from tests.servers import UvicornThread, reset_sse_state
+from tests.servers import UvicornThread
 
 # Deterministic, short answers keep the suite fast; the assertions never depend on wording.
 TEST_MODEL = {"temperature": 0.0, "max_tokens": 24, "seed": 7, "n_ctx": 2048}
@@ -42,7 +42,6 @@ def model(settings: Settings) -> ModelHandle:
 
 @pytest.fixture(scope="module")
 def client(settings: Settings, model: ModelHandle) -> Iterator[TestClient]:
-    reset_sse_state()
     with TestClient(create_app(settings, model=model), raise_server_exceptions=False) as c:
         yield c
 

@@ -13,14 +13,6 @@ import httpx
 import uvicorn
 
 
-def reset_sse_state() -> None:
-    """sse-starlette 1.x (pinned by LangServe) keeps an asyncio.Event bound to the first event
-    loop that streamed; a test process runs several loops (TestClient, uvicorn), so reset it."""
-    from sse_starlette.sse import AppStatus
-
-    AppStatus.should_exit_event = None
-
-
 class UvicornThread:
     """Serve an ASGI app under uvicorn in a thread of this process (the model stays shared)."""
 
@@ -35,7 +27,6 @@ class UvicornThread:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> UvicornThread:
-        reset_sse_state()
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:

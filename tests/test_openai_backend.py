@@ -19,7 +19,7 @@ from langdeploy.models.factory import ModelHandle, build_model
 from langdeploy.serve import create_app
 from langdeploy.settings import Settings, load_settings
 from tests.conftest import TEST_MODEL
-from tests.servers import UvicornThread, free_port, reset_sse_state, wait_http
+from tests.servers import UvicornThread, free_port, wait_http
 from tests.sse import parse_sse
 
 HELLO = {"input": {"messages": [{"type": "human", "content": "Say hello."}]}}
@@ -93,7 +93,6 @@ def test_env_selects_openai_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_chat_over_openai_backend_invoke_and_stream(tmp_path: Path, upstream: Upstream) -> None:
     settings = openai_settings(tmp_path, upstream.base_url)
-    reset_sse_state()
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert client.get("/readyz").status_code == 200
         r = client.post("/chat/invoke", json=HELLO)
@@ -120,7 +119,6 @@ def test_upstream_down_falls_back_or_503(
     handle = build_model(
         with_fallback.model, shared=True
     )  # the local fallback is the shared engine
-    reset_sse_state()
     with (
         TestClient(create_app(with_fallback, model=handle), raise_server_exceptions=False) as fb,
         TestClient(create_app(without), raise_server_exceptions=False) as bare,

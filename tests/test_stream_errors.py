@@ -17,7 +17,6 @@ from langdeploy.errors import UpstreamUnavailable
 from langdeploy.models.factory import ChatRunnable, ModelHandle
 from langdeploy.serve import create_app
 from tests.conftest import make_settings
-from tests.servers import reset_sse_state
 from tests.sse import parse_sse
 
 
@@ -66,7 +65,6 @@ class FakeHandle(ModelHandle):
 
 def test_mid_stream_failure_is_an_error_event_with_its_status(empty_dir: Path) -> None:
     settings = make_settings(empty_dir, server={"chains": ["chat"]}, guards={"enabled": False})
-    reset_sse_state()
     with TestClient(create_app(settings, model=FakeHandle()), raise_server_exceptions=False) as c:
         r = c.post(
             "/chat/stream", json={"input": {"messages": [{"type": "human", "content": "x"}]}}

@@ -8,6 +8,7 @@ stream they hold back only what they need (see StreamRedactor).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.documents import Document
@@ -22,6 +23,17 @@ from langdeploy.runnables import DelegatingRunnable
 # Called with a violation raised inside a stream; returning True ends the stream quietly (the
 # server then sends the error event itself), False re-raises.
 StreamViolationHandler = Callable[[GuardrailViolation], bool]
+
+
+@dataclass
+class _BatchPlan:
+    """A batch after its input guards: what still goes to the chain, and where answers land."""
+
+    ctxs: list[GuardContext]
+    outputs: list[Any]
+    todo: list[int]
+    todo_inputs: list[Any]
+    todo_configs: list[Any]
 
 
 class GuardedRunnable(DelegatingRunnable):
@@ -75,26 +87,13 @@ class GuardedRunnable(DelegatingRunnable):
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[Any]:
-        # Input guards first, for every input, so a blocked one fails before any generation.
-        ctxs = [self._context() for _ in inputs]
-        guarded_inputs = self._guard_inputs(inputs, ctxs, return_exceptions)
-        todo = [i for i, g in enumerate(guarded_inputs) if not isinstance(g, Exception)]
-        configs = _configs(config, len(inputs))
-        outputs: list[Any] = list(guarded_inputs)
-        if todo:
+        plan = self._plan_batch(inputs, config, return_exceptions)
+        if plan.todo:
             results = self.bound.batch(
-                [guarded_inputs[i] for i in todo],
-                [configs[i] for i in todo],
-                return_exceptions=return_exceptions,
-                **kwargs,
+                plan.todo_inputs, plan.todo_configs, return_exceptions=return_exceptions, **kwargs
             )
-            for i, out in zip(todo, results, strict=True):
-                outputs[i] = (
-                    out
-                    if isinstance(out, Exception)
-                    else self._out(out, ctxs[i], return_exceptions)
-                )
-        return outputs
+            self._merge_batch(plan, results, return_exceptions)
+        return plan.outputs
 
     async def abatch(
         self,
@@ -104,25 +103,40 @@ class GuardedRunnable(DelegatingRunnable):
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[Any]:
+        plan = self._plan_batch(inputs, config, return_exceptions)
+        if plan.todo:
+            results = await self.bound.abatch(
+                plan.todo_inputs, plan.todo_configs, return_exceptions=return_exceptions, **kwargs
+            )
+            self._merge_batch(plan, results, return_exceptions)
+        return plan.outputs
+
+    def _plan_batch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None,
+        return_exceptions: bool,
+    ) -> _BatchPlan:
+        # Input guards first, for every input, so a blocked one fails before any generation.
         ctxs = [self._context() for _ in inputs]
         guarded_inputs = self._guard_inputs(inputs, ctxs, return_exceptions)
         todo = [i for i, g in enumerate(guarded_inputs) if not isinstance(g, Exception)]
         configs = _configs(config, len(inputs))
-        outputs: list[Any] = list(guarded_inputs)
-        if todo:
-            results = await self.bound.abatch(
-                [guarded_inputs[i] for i in todo],
-                [configs[i] for i in todo],
-                return_exceptions=return_exceptions,
-                **kwargs,
+        return _BatchPlan(
+            ctxs=ctxs,
+            outputs=list(guarded_inputs),
+            todo=todo,
+            todo_inputs=[guarded_inputs[i] for i in todo],
+            todo_configs=[configs[i] for i in todo],
+        )
+
+    def _merge_batch(self, plan: _BatchPlan, results: list[Any], return_exceptions: bool) -> None:
+        for i, out in zip(plan.todo, results, strict=True):
+            plan.outputs[i] = (
+                out
+                if isinstance(out, Exception)
+                else self._out(out, plan.ctxs[i], return_exceptions)
             )
-            for i, out in zip(todo, results, strict=True):
-                outputs[i] = (
-                    out
-                    if isinstance(out, Exception)
-                    else self._out(out, ctxs[i], return_exceptions)
-                )
-        return outputs
 
     def _guard_inputs(
         self, inputs: Sequence[Any], ctxs: list[GuardContext], return_exceptions: bool

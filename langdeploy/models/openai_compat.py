@@ -14,6 +14,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -71,10 +72,18 @@ if ChatOpenAI is not None:
         def on_upstream_failure(self, callback: Callable[[], None]) -> None:
             self._on_failure = callback
 
-        def _failed(self, exc: Exception) -> UpstreamUnavailable:
-            if self._on_failure is not None:
-                self._on_failure()
-            return _upstream_error(exc, str(self.openai_api_base))
+        @contextmanager
+        def _upstream_errors(self) -> Iterator[None]:
+            """An upstream that is down or failing becomes UpstreamUnavailable (one type for
+            fallbacks and the 503 path); other errors pass through unchanged."""
+            try:
+                yield
+            except Exception as exc:
+                if not _is_upstream_failure(exc):
+                    raise
+                if self._on_failure is not None:
+                    self._on_failure()
+                raise _upstream_error(exc, str(self.openai_api_base)) from None
 
         def model_post_init(self, context: Any) -> None:
             super().model_post_init(context)
@@ -104,13 +113,8 @@ if ChatOpenAI is not None:
             run_manager: CallbackManagerForLLMRun | None = None,
             **kwargs: Any,
         ) -> ChatResult:
-            with self._sync_sem:
-                try:
-                    return super()._generate(messages, stop, run_manager, **kwargs)
-                except Exception as exc:
-                    if _is_upstream_failure(exc):
-                        raise self._failed(exc) from None
-                    raise
+            with self._sync_sem, self._upstream_errors():
+                return super()._generate(messages, stop, run_manager, **kwargs)
 
         def _stream(
             self,
@@ -119,13 +123,8 @@ if ChatOpenAI is not None:
             run_manager: CallbackManagerForLLMRun | None = None,
             **kwargs: Any,
         ) -> Iterator[ChatGenerationChunk]:
-            with self._sync_sem:
-                try:
-                    yield from super()._stream(messages, stop, run_manager, **kwargs)
-                except Exception as exc:
-                    if _is_upstream_failure(exc):
-                        raise self._failed(exc) from None
-                    raise
+            with self._sync_sem, self._upstream_errors():
+                yield from super()._stream(messages, stop, run_manager, **kwargs)
 
         async def _agenerate(
             self,
@@ -135,12 +134,8 @@ if ChatOpenAI is not None:
             **kwargs: Any,
         ) -> ChatResult:
             async with self._async_sem:
-                try:
+                with self._upstream_errors():
                     return await super()._agenerate(messages, stop, run_manager, **kwargs)
-                except Exception as exc:
-                    if _is_upstream_failure(exc):
-                        raise self._failed(exc) from None
-                    raise
 
         async def _astream(
             self,
@@ -150,13 +145,9 @@ if ChatOpenAI is not None:
             **kwargs: Any,
         ) -> AsyncIterator[ChatGenerationChunk]:
             async with self._async_sem:
-                try:
+                with self._upstream_errors():
                     async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
                         yield chunk
-                except Exception as exc:
-                    if _is_upstream_failure(exc):
-                        raise self._failed(exc) from None
-                    raise
 
 
 def read_api_key(settings: BackendSettings) -> str:

@@ -20,7 +20,6 @@ from langdeploy.chains.extract import (
 from langdeploy.models.factory import ModelHandle
 from langdeploy.serve import create_app
 from langdeploy.settings import Settings
-from tests.servers import reset_sse_state
 from tests.test_openai_backend import Upstream, openai_settings
 
 TEXT = "Ada Lovelace met Charles Babbage in London to talk about the Analytical Engine."
@@ -31,7 +30,6 @@ def extract_client(settings: Settings, model: ModelHandle) -> Iterator[TestClien
     served = settings.model_copy(
         update={"server": settings.server.model_copy(update={"chains": ["extract"]})}
     )
-    reset_sse_state()
     with TestClient(create_app(served, model=model), raise_server_exceptions=False) as c:
         yield c
 
@@ -93,7 +91,6 @@ def test_extract_over_an_openai_compatible_upstream(tmp_path: Path) -> None:
         served = settings.model_copy(
             update={"server": settings.server.model_copy(update={"chains": ["extract"]})}
         )
-        reset_sse_state()
         with TestClient(create_app(served), raise_server_exceptions=False) as client:
             response = client.post("/extract/invoke", json={"input": {"text": TEXT}})
             assert response.status_code == 200, response.text
