@@ -14,6 +14,7 @@ arrives in the :class:`GuardContext`.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -127,6 +128,24 @@ class GuardContext:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+TOKEN = re.compile(r"\S+")  # a whitespace-separated token
+
+
+def open_tail(text: str, lookahead: int, extends: Callable[[str], bool]) -> int:
+    """Where a stream's text may still grow into a match: the start of the trailing run of
+    whitespace-separated tokens that ``extends`` accepts (digits of a phone number, groups of an
+    IBAN), or of the last token when the text ends inside it. Never further back than
+    ``lookahead`` characters, and the end of the text when nothing is open."""
+    floor = max(0, len(text) - lookahead)
+    hold = len(text)
+    for i, m in enumerate(reversed(list(TOKEN.finditer(text, floor)))):
+        if (i == 0 and m.end() == len(text)) or extends(m.group()):
+            hold = m.start()
+        else:
+            break
+    return hold
+
+
 class Guard(ABC):
     """Base class. Subclasses set ``name``, ``stages``, ``default_action`` and implement ``scan``.
 
@@ -170,7 +189,9 @@ class Guard(ABC):
         """Every finding in ``text``, with its span; no action applied yet."""
 
     def hold_from(self, text: str) -> int:
-        """In a stream, the index from which ``text`` must be held back (default: lookahead)."""
+        """In a stream, the index from which ``text`` must be held back: text before it is
+        final for this guard. The default holds the last ``lookahead`` characters; built-in
+        guards hold less, only from where a match could still begin (see :func:`open_tail`)."""
         return max(0, len(text) - (self.lookahead or 0))
 
     def message(self, finding: Finding) -> str:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from langdeploy.guards.base import (
+    TOKEN,
     Action,
     Finding,
     Guard,
@@ -18,6 +19,7 @@ from langdeploy.guards.base import (
     GuardResult,
     Stage,
     Violation,
+    open_tail,
 )
 from langdeploy.guards.normalize import normalize, strip_accents
 
@@ -52,11 +54,16 @@ class SystemPromptLeakGuard(Guard):
             words = normalize(o.system_prompt).split()
             n = o.min_overlap_words
             self._shingles = {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
-        longest = max((len(c) for c in self._canaries), default=0)
-        self._lookahead = max(64, longest + 8)
 
     def hold_from(self, text: str) -> int:
-        return max(0, len(text) - self._lookahead)
+        # Only a canary's beginning at the very end of the text can still become a leak.
+        hold = len(text)
+        for canary in self._canaries:
+            for k in range(min(len(canary) - 1, len(text)), 0, -1):
+                if text.endswith(canary[:k]):
+                    hold = min(hold, len(text) - k)
+                    break
+        return hold
 
     def scan(self, text: str, ctx: GuardContext) -> list[Finding]:
         found = []
@@ -149,7 +156,9 @@ HATE = (
     "maricon",
 )
 THREATS = re.compile(
-    r"\b(?:i(?: wi|')ll|i am going to|i'm going to|gonna) (?:kill|murder|hurt|rape|shoot|stab) "
+    # Normalised text has no apostrophes: "I'm" is "i m" there.
+    r"\b(?:i(?: wi| )ll|i am going to|i m going to|im going to|gonna) "
+    r"(?:kill|murder|hurt|rape|shoot|stab) "
     r"you\b|\bkill yourself\b|\bkys\b|\bje vais te tuer\b|\bte voy a matar\b|"
     r"\bich (?:werde|bring) dich (?:um|umbringen|toten)\b|\bbring dich um\b"
 )
@@ -186,11 +195,64 @@ def lexicon_hits(norm: str) -> list[tuple[str, str]]:
     return hits
 
 
+# The multi-word entries and threats as word shapes (one set of words per position): while the
+# last words of a stream could still grow into one, they are held back so it is redacted whole.
+_VERBS = frozenset({"kill", "murder", "hurt", "rape", "shoot", "stab"})
+PHRASE_SHAPES: tuple[tuple[frozenset[str], ...], ...] = tuple(
+    tuple(frozenset({w}) for w in phrase) for _, (_, phrases) in _LEXICONS for phrase in phrases
+) + tuple(
+    tuple(frozenset(alternatives.split()) for alternatives in shape.split("/"))
+    for shape in (
+        "i/will/kill murder hurt rape shoot stab/you",
+        "i'll gonna/kill murder hurt rape shoot stab/you",
+        "i/am/going/to/kill murder hurt rape shoot stab/you",
+        "i'm im/going/to/kill murder hurt rape shoot stab/you",
+        "kill/yourself",
+        "je/vais/te/tuer",
+        "te/voy/a/matar",
+        "ich/werde bring/dich/um umbringen toten",
+        "bring/dich/um",
+    )
+)
+PHRASE_WORDS = max(len(shape) for shape in PHRASE_SHAPES)
+
+
+def _could_begin_phrase(words: list[str], last_open: bool) -> bool:
+    """Whether ``words`` may still grow into a phrase; ``last_open``: the last word is still
+    being written, so it need only begin a word of the phrase."""
+
+    def fits(i: int, word: str, alts: frozenset[str]) -> bool:
+        if last_open and i == len(words) - 1:
+            return any(a.startswith(word) for a in alts)
+        return word in alts
+
+    return any(
+        len(words) < len(shape) + last_open
+        and all(fits(i, w, alts) for i, (w, alts) in enumerate(zip(words, shape, strict=False)))
+        for shape in PHRASE_SHAPES
+        if len(words) <= len(shape)
+    )
+
+
 class ToxicityGuard(Guard):
     name = "toxicity"
     description = "Profanity, slurs and threats from a multilingual lexicon (EN/FR/ES/DE)."
     default_action: ClassVar[Action] = "redact"
     stages: ClassVar[tuple[Stage, ...]] = ("input", "output")
+
+    def hold_from(self, text: str) -> int:
+        # The word being written, and letters spaced out one by one ("a s s h 0 l e").
+        hold = open_tail(text, self.lookahead or 0, lambda t: len(t.strip(".-*_")) <= 1)
+        tail = text[max(0, len(text) - (self.lookahead or 0)) :]
+        tokens = list(TOKEN.finditer(tail))[-PHRASE_WORDS:]
+        words = [
+            strip_accents(m.group().lower().replace("\u2019", "'")).strip('.,;:!?"()')
+            for m in tokens
+        ]
+        for i, m in enumerate(tokens):
+            if _could_begin_phrase(words[i:], last_open=not text[-1:].isspace()):
+                return min(hold, len(text) - len(tail) + m.start())
+        return hold
 
     def scan(self, text: str, ctx: GuardContext) -> list[Finding]:
         norm = normalize(text)
@@ -202,7 +264,9 @@ class ToxicityGuard(Guard):
         for category, word in hits:
             # Redact every raw occurrence when the word is there verbatim; otherwise the whole
             # text (it was obfuscated, so its raw offsets are unknown).
-            raw = [m.span() for m in re.finditer(rf"(?i)\b{re.escape(word)}\b", text)]
+            # Words of the match with any punctuation between them ("i m" is "I'm").
+            shape = r"[\W_]*".join(re.escape(w) for w in word.split())
+            raw = [m.span() for m in re.finditer(rf"(?i)(?<!\w){shape}(?!\w)", text)]
             if not raw:
                 raw = [(0, len(text))]
             found += [Finding(category, a, b, label="REDACTED") for a, b in raw]

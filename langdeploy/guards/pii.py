@@ -13,7 +13,15 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from langdeploy.guards.base import Action, Finding, Guard, GuardContext, GuardOptions, Stage
+from langdeploy.guards.base import (
+    Action,
+    Finding,
+    Guard,
+    GuardContext,
+    GuardOptions,
+    Stage,
+    open_tail,
+)
 
 PII_KINDS = ("email", "phone", "card", "iban", "ssn", "national_id", "ipv4", "ipv6")
 
@@ -256,6 +264,18 @@ def find_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> list[
     return found
 
 
+def _value_part(token: str) -> bool:
+    """A token that may be part of a value still being written: digit groups, an email, IBAN
+    letter groups and NINO letters (short upper-case runs), lone separators."""
+    t = token.rstrip(".,;!?)]}\"'")
+    return (
+        any(c.isdigit() for c in t)
+        or "@" in t
+        or (t.isalpha() and t.isupper() and len(t) <= 4)
+        or (bool(t) and all(c in "+-().:/" for c in t))
+    )
+
+
 class PIIGuard(Guard):
     name = "pii"
     description = (
@@ -269,6 +289,9 @@ class PIIGuard(Guard):
     def scan(self, text: str, ctx: GuardContext) -> list[Finding]:
         assert isinstance(self.options, PIIOptions)
         return find_pii(text, self.options.kinds)
+
+    def hold_from(self, text: str) -> int:
+        return open_tail(text, self.lookahead, _value_part)
 
     def message(self, finding: Finding) -> str:
         return f"The text contains personal data ({finding.category})."

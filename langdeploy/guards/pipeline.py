@@ -351,8 +351,9 @@ class StreamRedactor:
                 if guard.action == "block" and (f.end < len(window) or final):
                     # Decided (a character after it is known): stop now, whatever is held.
                     self._act(guard, f, window, replace)
-                if f.end > cut and not final:
-                    cut = max(offset, min(cut, f.start))  # undecided: hold it back
+                if (f.end > cut or f.end == len(window)) and not final:
+                    # Undecided (the next piece may extend it): hold it back.
+                    cut = max(offset, min(cut, f.start))
                     continue
                 self._act(guard, f, window, replace)
         # A finding accepted above may straddle a cut that a later finding moved back: then
@@ -385,13 +386,27 @@ class StreamRedactor:
         if guard.action == "redact":
             replace.append((f, guard))
 
+    @staticmethod
+    def _by_guard_order(replace: list[tuple[Finding, Guard]]) -> list[Finding]:
+        """Overlapping findings: the earlier guard's wins, as when the pipeline runs on whole
+        texts (a later guard sees <SECRET_1>, not the secret, and cannot also match it)."""
+        accepted: list[Finding] = []
+        groups: dict[int, list[Finding]] = {}
+        for f, g in replace:
+            groups.setdefault(id(g), []).append(f)
+        for group in groups.values():
+            for f in merge_findings(group):
+                if not any(f.start < a.end and a.start < f.end for a in accepted):
+                    accepted.append(f)
+        return sorted(accepted, key=lambda f: f.start)
+
     def _apply(
         self, window: str, offset: int, cut: int, replace: list[tuple[Finding, Guard]]
     ) -> str:
         chosen = {id(f): g for f, g in replace}
         parts: list[str] = []
         pos = offset
-        for f in merge_findings(f for f, _ in replace):
+        for f in self._by_guard_order(replace):
             start = max(f.start, offset)
             if start < pos or f.end > cut:
                 continue

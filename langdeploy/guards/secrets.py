@@ -9,7 +9,15 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from langdeploy.guards.base import Action, Finding, Guard, GuardContext, GuardOptions, Stage
+from langdeploy.guards.base import (
+    Action,
+    Finding,
+    Guard,
+    GuardContext,
+    GuardOptions,
+    Stage,
+    open_tail,
+)
 
 # (category, pattern); the whole match is the secret unless the pattern has a group 1.
 TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -46,7 +54,9 @@ PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
     r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)"
 )
-PRIVATE_KEY_OPEN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY")
+# Any PEM block: its type ("OPENSSH PRIVATE KEY") is not known until its header is complete.
+PEM_OPEN = re.compile(r"-----BEGIN\b")
+PEM_CLOSE = re.compile(r"-----END [^\n]*?-----")
 # key=value: anchored on the separator (rare in prose), then the key name is checked backwards.
 SEPARATOR = re.compile(r"[\"']?[ \t]*(?:=>|[=:])[ \t]*")
 KEY_NAME = re.compile(
@@ -128,6 +138,13 @@ def find_secrets(text: str, min_entropy: float = 3.0, min_length: int = 8) -> li
     return found
 
 
+def _secret_part(token: str) -> bool:
+    """A token that may be (part of) a key, token or key=value still being written: secrets
+    carry digits or symbols, prose words are letters; long runs count whatever they hold."""
+    t = token.rstrip(".,;!?)]}\"'")
+    return len(t) >= 16 or any(not c.isalpha() for c in t)
+
+
 class SecretsGuard(Guard):
     name = "secrets"
     description = "Cloud keys, API tokens, private keys, high-entropy values in key=value pairs."
@@ -141,10 +158,10 @@ class SecretsGuard(Guard):
         return find_secrets(text, self.options.min_entropy, self.options.min_length)
 
     def hold_from(self, text: str) -> int:
+        start = open_tail(text, self.lookahead, _secret_part)
         # A private key block is long: hold from its BEGIN line until its END line arrives.
-        start = super().hold_from(text)
-        for m in PRIVATE_KEY_OPEN.finditer(text):
-            if "-----END" not in text[m.end() :]:
+        for m in PEM_OPEN.finditer(text):
+            if not PEM_CLOSE.search(text, m.end()):
                 start = min(start, m.start())
         return start
 

@@ -4,7 +4,11 @@ app is in test_serve_guards.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import random
+import statistics
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,6 +58,46 @@ def test_pii_split_across_chunks_never_leaks(size: int) -> None:
     early = "".join(s2.feed(p) for p in pieces(long_answer, 4))
     assert len(early) > len(long_answer) - 100
     assert early + s2.finish() == long_answer
+
+
+PII_DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "guards"
+
+
+def test_streamed_redaction_matches_whole_text_and_never_leaks_a_prefix() -> None:
+    """Every labelled PII/secret text, cut into random pieces: the stream releases what the
+    whole-text pipeline returns, no released prefix holds a raw value, and plain prose is not
+    held back more than a word or two."""
+    rows = [
+        json.loads(line)
+        for split in ("train", "heldout")
+        for line in (PII_DATA / f"pii_{split}.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    pipeline = GuardPipeline("output", [SecretsGuard(), PIIGuard(), ToxicityGuard()])
+    rng = random.Random(7)
+    prose_lags: list[int] = []
+    for row in rows:
+        text = "Sure. " + row["text"] + " Anything else I can help you with today?"
+        want = pipeline.run(text).text
+        for _ in range(3):
+            stream = StreamRedactor(pipeline)
+            out, pos = "", 0
+            while pos < len(text):
+                size = rng.randint(1, 8)
+                out += stream.feed(text[pos : pos + size])
+                pos += size
+                assert not any(v in out for v in row["values"]), (text, out)
+                if pos > len(text) - 30:  # in the closing sentence: plain prose
+                    prose_lags.append(pos - len(out))
+            out += stream.finish()
+            assert out == want
+    assert statistics.median(prose_lags) <= 12, statistics.median(prose_lags)
+
+
+def test_a_threat_split_across_chunks_is_redacted_whole() -> None:
+    stream = StreamRedactor(GuardPipeline("output", [ToxicityGuard()]))
+    text = "Listen. I'm going to kill you, believe me. Bye."
+    out = "".join(stream.feed(p) for p in pieces(text, 2)) + stream.finish()
+    assert out == "Listen. <REDACTED_1>, believe me. Bye."
 
 
 def test_private_key_split_across_chunks_is_held_until_its_end() -> None:
