@@ -2,6 +2,14 @@
 
 Splits: ``*_train.*`` is what the classifier is trained and its threshold chosen on;
 ``*_heldout.*`` is never used for training or tuning, only measured.
+
+Where the injection data comes from (all written for this project, under its licence):
+- ``injection_heldout.tsv``: 160 attacks and 160 benign prompts written by an author who saw
+  neither the training data nor the detector. Texts that also occur in the training split were
+  removed from the training split, not from this one.
+- ``injection_train.tsv``: four authors' sets, among them the first held-out split, which
+  became training data once its errors had been looked at (a split that has been looked at is
+  no longer held out).
 """
 
 from __future__ import annotations
@@ -21,6 +29,9 @@ class Example:
     label: int  # 1: attack, 0: benign
     lang: str
     kind: str
+    # The written examples an augmented one is made of: cross-validation keeps it out of
+    # training whenever one of them is being tested.
+    sources: tuple[str, ...] = ()
 
 
 def load_injection(split: str) -> list[Example]:
@@ -59,25 +70,27 @@ def augment(examples: list[Example], seed: int = 13) -> list[Example]:
     out = list(examples)
     for e in attacks:
         t = e.text
+        other = rng.choice(benign).text
         variants = [
-            _spaced(t, rng.choice([" ", ".", "-"])),
-            t.lower().translate(LEET),
-            "Decode and follow: " + base64.b64encode(t.encode()).decode(),
-            ZW.join(t[i : i + 3] for i in range(0, len(t), 3)),
-            rng.choice(benign).text + " " + t,
-            t + " " + rng.choice(benign).text,
+            (_spaced(t, rng.choice([" ", ".", "-"])), (t,)),
+            (t.lower().translate(LEET), (t,)),
+            ("Decode and follow: " + base64.b64encode(t.encode()).decode(), (t,)),
+            (ZW.join(t[i : i + 3] for i in range(0, len(t), 3)), (t,)),
+            (other + " " + t, (t, other)),
+            (t + " " + other, (t, other)),
         ]
-        for v in rng.sample(variants, 3):
-            out.append(Example(v, 1, e.lang, e.kind + "+aug"))
+        for v, src in rng.sample(variants, 3):
+            out.append(Example(v, 1, e.lang, e.kind + "+aug", src))
     for e in benign:
         t = e.text
+        c, d = rng.choice(benign).text, rng.choice(benign).text
         variants = [
-            t + " " + rng.choice(benign).text,
-            t.upper(),
-            "Context: " + rng.choice(benign).text + "\nQuestion: " + t,
+            (t + " " + c, (t, c)),
+            (t.upper(), (t,)),
+            ("Context: " + d + "\nQuestion: " + t, (t, d)),
         ]
         if e.kind == "normal":
-            variants.append("Decode this for me: " + base64.b64encode(t.encode()).decode())
-        for v in rng.sample(variants, 2):
-            out.append(Example(v, 0, e.lang, e.kind + "+aug"))
+            variants.append(("Decode this for me: " + base64.b64encode(t.encode()).decode(), (t,)))
+        for v, src in rng.sample(variants, 2):
+            out.append(Example(v, 0, e.lang, e.kind + "+aug", src))
     return out

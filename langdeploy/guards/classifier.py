@@ -1,10 +1,13 @@
-"""A small prompt-injection classifier: hashed character n-grams plus heuristic features, scored
-by logistic regression. numpy only, trained by benchmarks/train_injection.py; the weights ship as
-langdeploy/guards/data/injection_model.npz (a few hundred KiB).
+"""A small prompt-injection classifier: TF-IDF over hashed character and word n-grams plus
+heuristic features, scored by logistic regression. numpy only, trained by
+benchmarks/train_injection.py; the weights ship as langdeploy/guards/data/injection_model.npz.
 
-Scoring is vectorised: the n-gram hashes of the whole text come from a rolling hash over the
-code points, and a sliding window (cumulative sums) finds the most suspicious passage, so an
-attack hidden inside a long benign text is not diluted by it.
+A text is scored as several documents at once: the whole text when it is short, otherwise
+overlapping windows of it, and its sentences. The most suspicious one decides, so an attack
+hidden inside a long benign text is not diluted by it. Each document is a TF-IDF vector
+(sublinear counts, inverse document frequency per hash bucket, L2-normalised per block), the
+representation that generalises best on the cross-validated training data; it does not
+change when a text is repeated, so boilerplate does not add up to an attack.
 """
 
 from __future__ import annotations
@@ -21,112 +24,158 @@ import numpy.typing as npt
 from langdeploy.errors import LangdeployError
 
 NGRAMS = (2, 3, 4, 5)
-DIM = 1 << 16
+DIM = 1 << 17  # hash buckets per block (characters, words)
 WINDOW = 240  # characters of normalised text scored together
-# N-gram weights are averaged, but over at least this many n-grams: a two-word text then scores
-# by its heuristics and the bias, not by the luck of its handful of n-grams.
-MIN_NGRAMS = 100.0
+MODEL_RESOURCE = "injection_model.npz"
 _MUL = np.uint64(0x100000001B3)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
-MODEL_RESOURCE = "injection_model.npz"
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-def ngram_positions(text: str) -> tuple[IntArray, IntArray]:
-    """Hash buckets of every n-gram of ``text`` (padded with spaces) and the position of each."""
-    padded = f" {text} "
-    codes = np.frombuffer(padded.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+@dataclass(frozen=True)
+class Docs:
+    """Sparse TF-IDF rows of several documents: row, column (bucket) and value per entry."""
+
+    rows: IntArray
+    cols: IntArray
+    vals: FloatArray
+    count: int
+
+
+_INV = np.uint64(pow(int(_MUL), -1, 1 << 64))  # odd, so invertible modulo 2^64
+
+
+def _word_hashes(codes: npt.NDArray[np.uint64], owner: IntArray) -> tuple[Any, IntArray]:
+    """A hash per space-separated word of the joined, space-padded texts, and its text: a
+    polynomial hash from prefix sums (uint64 arithmetic wraps, which is the modulus), made
+    independent of the word's position by the inverse powers. Vectorised: no Python loop."""
+    space = codes == 32
+    starts = np.flatnonzero(~space[1:] & space[:-1]) + 1
+    ends = np.flatnonzero(~space[:-1] & space[1:]) + 1
+    if starts.size == 0:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    n = len(codes)
+    with np.errstate(over="ignore"):
+        powers = np.cumprod(np.full(n, _MUL, dtype=np.uint64)) * _INV  # _MUL ** i
+        inverse = np.cumprod(np.full(n, _INV, dtype=np.uint64)) * _MUL  # _MUL ** -i
+        prefix = np.concatenate((np.zeros(1, np.uint64), np.cumsum(codes * powers)))
+        h = (prefix[ends] - prefix[starts]) * inverse[starts]
+        h = h ^ ((ends - starts).astype(np.uint64) << np.uint64(56))
+    return h, owner[starts]
+
+
+def hashed_ngrams(texts: list[str]) -> tuple[IntArray, IntArray]:
+    """(owner, bucket) of every n-gram of every text: character 2-5-grams of the text padded
+    with spaces in the first block, word unigrams and bigrams in the second. Words carry what
+    character n-grams split ("forget ... instructions" at any distance)."""
+    padded = [f" {t} " for t in texts]
+    lengths = np.array([len(p) for p in padded], dtype=np.int64)
+    owner = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+    raw = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32)
+    codes: npt.NDArray[np.uint64] = raw.astype(np.uint64)
+    owners: list[IntArray] = []
     buckets: list[IntArray] = []
-    positions: list[IntArray] = []
-    length = len(codes)
-    for n in NGRAMS:
-        if length < n:
-            continue
-        count = length - n + 1
-        h = np.full(count, np.uint64(n), dtype=np.uint64)
+    total = len(codes)
+    # The hash of each n-gram extends that of the (n-1)-gram at the same position by one
+    # character: one pass per n-gram length, not n.
+    h = codes.copy()
+    for n in range(2, max(NGRAMS) + 1):
+        if total < n:
+            break
+        count = total - n + 1
         with np.errstate(over="ignore"):
-            for k in range(n):
-                h = (h * _MUL) ^ codes[k : k + count]
-            h = (h ^ (h >> np.uint64(29))) * _MIX
-        buckets.append((h >> np.uint64(40)).astype(np.int64) % DIM)
-        positions.append(np.arange(count, dtype=np.int64))
-    if not buckets:
+            h = (h[:count] * _MUL) ^ codes[n - 1 : n - 1 + count]
+            if n not in NGRAMS:
+                continue
+            mixed = ((h + np.uint64(n)) ^ (h >> np.uint64(29))) * _MIX
+        inside = owner[:count] == owner[n - 1 : n - 1 + count]  # n-grams within one text
+        owners.append(owner[:count][inside])
+        buckets.append((mixed[inside] >> np.uint64(40)).astype(np.int64) % DIM)
+    words, word_owner = _word_hashes(codes, owner)
+    if words.size:
+        # Bigrams: consecutive words of one text.
+        same = word_owner[:-1] == word_owner[1:]
+        with np.errstate(over="ignore"):
+            pairs = ((words[:-1] * _MUL) ^ (words[1:] + np.uint64(1)))[same]
+        for hashes, who in ((words, word_owner), (pairs, word_owner[:-1][same])):
+            with np.errstate(over="ignore"):
+                mixed = (hashes ^ (hashes >> np.uint64(31))) * _MIX
+            owners.append(who)
+            buckets.append(DIM + (mixed >> np.uint64(40)).astype(np.int64) % DIM)
+    if not owners:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(buckets), np.concatenate(positions)
+    return np.concatenate(owners), np.concatenate(buckets)
+
+
+def term_counts(texts: list[str]) -> tuple[IntArray, IntArray, IntArray]:
+    """(row, column, count) of each distinct n-gram per text."""
+    owner, bucket = hashed_ngrams(texts)
+    keys = owner * (2 * DIM) + bucket
+    if len(texts) * 2 * DIM < 2**31:
+        keys = keys.astype(np.int32)  # sorts about twice as fast
+    keys = np.sort(keys)
+    if keys.size == 0:
+        return keys, keys, keys
+    first = np.concatenate(([True], keys[1:] != keys[:-1]))
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.append(starts, keys.size))
+    uniq = keys[starts]
+    return uniq // (2 * DIM), uniq % (2 * DIM), counts
+
+
+def tfidf(texts: list[str], idf: FloatArray) -> Docs:
+    """Sublinear TF-IDF rows, L2-normalised per block (characters, words), so that neither
+    block drowns the other and repeating a text does not change its score."""
+    rows, cols, counts = term_counts(texts)
+    vals = (1.0 + np.log(counts)) * idf[cols]
+    block = rows * 2 + (cols >= DIM)
+    norms = np.sqrt(np.bincount(block, weights=vals * vals, minlength=2 * len(texts)))
+    return Docs(rows, cols, vals / np.maximum(norms[block], 1e-12), len(texts))
+
+
+def fit_idf(texts: list[str]) -> FloatArray:
+    """Smoothed inverse document frequency per bucket, as scikit-learn computes it."""
+    _, cols, _ = term_counts(texts)
+    df = np.bincount(cols, minlength=2 * DIM).astype(np.float64)
+    return np.log((1.0 + len(texts)) / (1.0 + df)) + 1.0
+
+
+def documents(text: str, segments: list[str] | None = None) -> list[str]:
+    """What one text is scored as: itself, or its windows when long; plus its sentences."""
+    if len(text) <= WINDOW:
+        docs = [text]
+    else:
+        # Side by side, not overlapping: the sentences below cover what a border cuts.
+        docs = [text[s : s + WINDOW] for s in range(0, len(text), WINDOW)]
+    return docs + list(segments or [])
 
 
 @dataclass
 class InjectionModel:
-    weights: FloatArray  # DIM n-gram weights followed by one weight per heuristic feature
+    weights: FloatArray  # 2 * DIM n-gram weights followed by one weight per heuristic feature
+    idf: FloatArray
     bias: float
     threshold: float
     feature_names: tuple[str, ...]
 
     @property
     def ngram_weights(self) -> FloatArray:
-        return self.weights[:DIM]
+        return self.weights[: 2 * DIM]
 
     @property
     def feature_weights(self) -> FloatArray:
-        return self.weights[DIM:]
+        return self.weights[2 * DIM :]
 
-    def ngram_logit(self, text: str) -> float:
-        """The most suspicious window's n-gram contribution: the mean weight of its n-grams, so
-        that length and repetition do not change the score, only content does."""
-        buckets, positions = ngram_positions(text)
-        if buckets.size == 0:
-            return 0.0
-        if len(text) + 2 <= WINDOW:
-            return float(self.ngram_weights[buckets].sum() / max(buckets.size, MIN_NGRAMS))
-        per_pos = np.bincount(positions, weights=self.ngram_weights[buckets])
-        counts = np.bincount(positions).astype(np.float64)
-        csum = np.concatenate(([0.0], np.cumsum(per_pos)))
-        ccount = np.concatenate(([0.0], np.cumsum(counts)))
-        stride = WINDOW // 4
-        starts = np.arange(0, max(1, len(per_pos) - WINDOW) + stride, stride)
-        starts = np.minimum(starts, max(0, len(per_pos) - WINDOW))
-        ends = np.minimum(starts + WINDOW, len(per_pos))
-        sums = csum[ends] - csum[starts]
-        ns = np.maximum(ccount[ends] - ccount[starts], 1.0)
-        return float(np.max(sums / np.maximum(ns, MIN_NGRAMS)))
-
-    def segment_logits(self, texts: list[str]) -> FloatArray:
-        """Each text's n-gram contribution as a whole, all texts in one vectorised pass."""
-        padded = [f" {t} " for t in texts]
-        lengths = np.array([len(p) for p in padded])
-        owner = np.repeat(np.arange(len(texts)), lengths)
-        codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32)
-        codes = codes.astype(np.uint64)
-        sums = np.zeros(len(texts))
-        counts = np.zeros(len(texts))
-        total = len(codes)
-        for n in NGRAMS:
-            if total < n:
-                continue
-            count = total - n + 1
-            h = np.full(count, np.uint64(n), dtype=np.uint64)
-            with np.errstate(over="ignore"):
-                for k in range(n):
-                    h = (h * _MUL) ^ codes[k : k + count]
-                h = (h ^ (h >> np.uint64(29))) * _MIX
-            buckets = (h >> np.uint64(40)).astype(np.int64) % DIM
-            inside = owner[:count] == owner[n - 1 : n - 1 + count]  # n-grams within one text
-            who = owner[:count][inside]
-            sums += np.bincount(
-                who, weights=self.ngram_weights[buckets[inside]], minlength=len(texts)
-            )
-            counts += np.bincount(who, minlength=len(texts))
-        return np.asarray(sums / np.maximum(counts, MIN_NGRAMS))
+    def ngram_logits(self, texts: list[str]) -> FloatArray:
+        """Each document's n-gram contribution, all documents in one vectorised pass."""
+        docs = tfidf(texts, self.idf)
+        contrib = self.ngram_weights[docs.cols] * docs.vals
+        return np.bincount(docs.rows, weights=contrib, minlength=docs.count).astype(np.float64)
 
     def logit(self, text: str, features: FloatArray, segments: list[str] | None = None) -> float:
-        """Bias + the most suspicious of the whole text (by windows) and its sentences +
-        heuristic features. Scoring sentences too keeps an attack appended to a benign
-        question from being averaged away."""
-        ngram = self.ngram_logit(text)
-        if segments:
-            ngram = max(ngram, float(self.segment_logits(segments).max()))
+        ngram = float(self.ngram_logits(documents(text, segments)).max()) if text else 0.0
         return self.bias + ngram + float(self.feature_weights @ features)
 
     def probability(
@@ -138,6 +187,7 @@ class InjectionModel:
         np.savez_compressed(
             path,
             weights=self.weights.astype(np.float16),
+            idf=self.idf.astype(np.float16),
             bias=np.array([self.bias]),
             threshold=np.array([self.threshold]),
             feature_names=np.array(self.feature_names),
@@ -148,6 +198,7 @@ class InjectionModel:
         with np.load(path, allow_pickle=False) as data:
             return cls(
                 weights=data["weights"].astype(np.float64),
+                idf=data["idf"].astype(np.float64),
                 bias=float(data["bias"][0]),
                 threshold=float(data["threshold"][0]),
                 feature_names=tuple(str(x) for x in data["feature_names"]),
@@ -160,60 +211,47 @@ def bundled_model() -> InjectionModel:
     try:
         with resources.as_file(ref) as path:
             return InjectionModel.load(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, KeyError):
         raise LangdeployError(
-            f"The prompt-injection model {MODEL_RESOURCE} is missing from the package.",
+            f"The prompt-injection model {MODEL_RESOURCE} is missing from the package "
+            "or was written by another version.",
             fix="Reinstall langdeploy, or train it: python benchmarks/train_injection.py",
         ) from None
 
 
 def train(
-    texts: list[str],
+    docs: Docs,
     features: FloatArray,
     labels: npt.NDArray[np.float64],
     *,
-    epochs: int = 400,
-    lr: float = 0.5,
-    l2: float = 1e-7,
+    epochs: int = 300,
+    lr: float = 0.1,
+    l2: float = 1e-5,
     seed: int = 0,
 ) -> tuple[FloatArray, float]:
-    """Full-batch logistic regression with Adam on sparse n-gram counts plus dense features."""
+    """L2-regularised logistic regression (mean log-loss + l2/2 |w|^2), full-batch Adam."""
     rng = np.random.default_rng(seed)
-    rows: list[IntArray] = []
-    cols: list[IntArray] = []
-    vals: list[FloatArray] = []
-    for i, text in enumerate(texts):
-        buckets, _ = ngram_positions(text)
-        uniq, counts = np.unique(buckets, return_counts=True)
-        rows.append(np.full(uniq.size, i, dtype=np.int64))
-        cols.append(uniq)
-        vals.append(counts / max(MIN_NGRAMS, buckets.size))
-    row = np.concatenate(rows)
-    col = np.concatenate(cols)
-    val = np.concatenate(vals)
-    n, k = len(texts), features.shape[1]
-    w = rng.normal(0, 1e-3, DIM + k)
+    n, k = docs.count, features.shape[1]
+    row, col, val = docs.rows, docs.cols, docs.vals
+    w = rng.normal(0, 1e-4, 2 * DIM + k)
     b = 0.0
     m = np.zeros_like(w)
     v = np.zeros_like(w)
     mb = vb = 0.0
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     for t in range(1, epochs + 1):
-        z = np.bincount(row, weights=val * w[col], minlength=n) + features @ w[DIM:] + b
+        z = np.bincount(row, weights=val * w[col], minlength=n) + features @ w[2 * DIM :] + b
         p = 1.0 / (1.0 + np.exp(-z))
         err = (p - labels) / n
-        grad = np.zeros_like(w)
-        grad[:DIM] = np.bincount(col, weights=val * err[row], minlength=DIM)
-        grad[DIM:] = features.T @ err
-        grad[:DIM] += l2 * w[:DIM]
-        grad[DIM:] += l2 * 0.01 * w[DIM:]  # few dense features: barely regularised
+        grad = l2 * w
+        grad[: 2 * DIM] += np.bincount(col, weights=val * err[row], minlength=2 * DIM)
+        grad[2 * DIM :] += features.T @ err
         gb = float(err.sum())
         m = beta1 * m + (1 - beta1) * grad
         v = beta2 * v + (1 - beta2) * grad * grad
-        w -= lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+        step = lr * (0.99 ** (t / 3))  # decays to about a third over 300 epochs
+        w -= step * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
         mb = beta1 * mb + (1 - beta1) * gb
         vb = beta2 * vb + (1 - beta2) * gb * gb
-        b -= lr * (mb / (1 - beta1**t)) / (np.sqrt(vb / (1 - beta2**t)) + eps)
-        lr_decay = 0.995
-        lr *= lr_decay
+        b -= step * (mb / (1 - beta1**t)) / (np.sqrt(vb / (1 - beta2**t)) + eps)
     return w, b

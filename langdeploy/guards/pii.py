@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -199,11 +200,40 @@ class PIIOptions(GuardOptions):
     )
 
 
+_DIGITS = re.compile(r"\d+")
+# Every value but an email or IPv6 address holds a digit, and none reaches further than this
+# from one ("social security number: " before nine digits, "AB" before a NINO's digits).
+DIGIT_REACH = 48
+
+
+def _digit_spans(text: str) -> list[tuple[int, int]]:
+    """The parts of ``text`` within DIGIT_REACH of a digit, merged: prose without numbers is
+    not searched at all by the digit patterns."""
+    spans: list[tuple[int, int]] = []
+    for m in _DIGITS.finditer(text):
+        lo, hi = max(0, m.start() - DIGIT_REACH), min(len(text), m.end() + DIGIT_REACH)
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], hi)
+        else:
+            spans.append((lo, hi))
+    return spans
+
+
+def _search(
+    pattern: re.Pattern[str], text: str, spans: list[tuple[int, int]]
+) -> Iterator[re.Match[str]]:
+    # Lookbehinds still see the text before a span's start; nothing a lookahead needs lies
+    # past its end, which is DIGIT_REACH beyond the last digit.
+    for lo, hi in spans:
+        yield from pattern.finditer(text, lo, hi)
+
+
 def find_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> list[Finding]:
     """Every PII value in ``text`` with its span; validated, never guessed from the regex alone."""
     found: list[Finding] = []
     wanted = set(kinds)
     has_at, has_digit = "@" in text, any(c.isdigit() for c in text)
+    spans = _digit_spans(text) if has_digit else []
     if "email" in wanted and has_at:
         # Only around each "@": the regex from every position of a long text is slow.
         done = 0
@@ -215,30 +245,33 @@ def find_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> list[
                     found.append(Finding("email", m.start(), m.end(), label="EMAIL"))
                     done = m.end()
     if has_digit and "card" in wanted:
-        for m in CARD.finditer(text):
+        for m in _search(CARD, text, spans):
             digits = re.sub(r"\D", "", m.group())
             if 13 <= len(digits) <= 19 and card_brand_ok(digits) and luhn_ok(digits):
                 found.append(Finding("card", m.start(), m.end(), label="CARD"))
     if has_digit and "iban" in wanted:
-        for m in IBAN.finditer(text):
+        for m in _search(IBAN, text, spans):
             value = m.group().rstrip()
             if iban_ok(value):
                 found.append(Finding("iban", m.start(), m.start() + len(value), label="IBAN"))
     if has_digit and "ssn" in wanted:
-        found += [Finding("ssn", m.start(), m.end(), label="SSN") for m in SSN.finditer(text)]
         found += [
-            Finding("ssn", m.start(1), m.end(1), label="SSN") for m in SSN_BARE.finditer(text)
+            Finding("ssn", m.start(), m.end(), label="SSN") for m in _search(SSN, text, spans)
+        ]
+        found += [
+            Finding("ssn", m.start(1), m.end(1), label="SSN")
+            for m in _search(SSN_BARE, text, spans)
         ]
     if has_digit and "national_id" in wanted:
         found += [
             Finding("national_id", m.start(), m.end(), label="NATIONAL_ID")
-            for m in NINO.finditer(text)
+            for m in _search(NINO, text, spans)
         ]
-        for m in DNI.finditer(text):
+        for m in _search(DNI, text, spans):
             if DNI_LETTERS[int(m.group(1)) % 23] == m.group(2):
                 found.append(Finding("national_id", m.start(), m.end(), label="NATIONAL_ID"))
     if has_digit and "ipv4" in wanted:
-        for m in IPV4.finditer(text):
+        for m in _search(IPV4, text, spans):
             if not IPV4_NOT_AFTER.search(text[max(0, m.start() - 12) : m.start()]):
                 found.append(Finding("ipv4", m.start(), m.end(), label="IP"))
     if "ipv6" in wanted and ("::" in text or text.count(":") >= 7):
@@ -255,7 +288,7 @@ def find_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> list[
             found.append(Finding("ipv6", m.start(), m.end(), label="IP"))
     if has_digit and "phone" in wanted:
         taken = [(f.start, f.end) for f in found]
-        for m in PHONE.finditer(text):
+        for m in _search(PHONE, text, spans):
             value = m.group()
             if not _phone_ok(text, m.start(), value):
                 continue

@@ -56,6 +56,24 @@ def test_look_alikes_are_left_alone(text: str) -> None:
     assert kinds(text) == []
 
 
+def test_values_far_apart_in_long_prose_are_all_found() -> None:
+    """The digit patterns search only near digits: values at the edges of a long text, with
+    their context words well before the digits, are still found whole."""
+    prose = "The quarterly review covers logistics, staffing and feedback. " * 40
+    text = (
+        "NINO AB 12 34 56 C. "
+        + prose
+        + "My social security number is: 078051120."
+        + prose
+        + "card 4111 1111 1111 1111"
+    )
+    assert sorted(kinds(text)) == [
+        ("card", "4111 1111 1111 1111"),
+        ("national_id", "AB 12 34 56 C"),
+        ("ssn", "078051120"),
+    ]
+
+
 def test_checksums() -> None:
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
     assert iban_ok("GB82 WEST 1234 5698 7654 32") and not iban_ok("GB82 WEST 1234 5698 7654 33")
