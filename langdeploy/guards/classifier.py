@@ -23,8 +23,8 @@ import numpy.typing as npt
 
 from langdeploy.errors import LangdeployError
 
-NGRAMS = (2, 3, 4, 5)
-DIM = 1 << 17  # hash buckets per block (characters, words)
+NGRAMS = (3, 4, 5)
+DIM = 1 << 16  # hash buckets per block (characters, words)
 WINDOW = 240  # characters of normalised text scored together
 MODEL_RESOURCE = "injection_model.npz"
 _MUL = np.uint64(0x100000001B3)

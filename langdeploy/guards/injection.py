@@ -117,12 +117,6 @@ HEURISTICS: dict[str, re.Pattern[str]] = {
         r"limites|censura|reglas)\b|\bohne (?:jegliche |irgendwelche )?(?:einschrankungen|"
         r"beschrankungen|zensur|regeln|grenzen)\b"
     ),
-    "mention": re.compile(
-        r"\b(?:what (?:is|are)|explain|define|describe|how (?:do|does|can|to)|why (?:do|does|are|"
-        r"is)|examples? of|research|paper|article|defend|defen[cs]e|detect|detection|mitigate|"
-        r"prevent|protect|classif\w+|attack(?:s|ers)?|vulnerab\w+|security|owasp|red.?team\w*|"
-        r"qu'?est-ce|comment|expliquer?|que es|como|was ist|wie|erklare)\b"
-    ),
     "quoted": re.compile(r"[\"'“”«»`].{3,120}?[\"'“”«»`]"),
 }
 # The key phrases with every space removed, for text spaced out letter by letter, whose word
@@ -181,11 +175,20 @@ GATES: dict[str, tuple[str, ...]] = {
         "mensaje", "anweisung",
     ),
     "fake_tags": ("<", "[", "##", "begin ", "end of", "system", "admin", "developer", "role"),
-    "mention": (
-        "what is", "what are", "explain", "define", "describe", "how ", "why ", "example",
-        "research", "paper", "article", "defen", "detect", "mitigat", "prevent", "protect",
-        "classif", "attack", "vulnerab", "security", "owasp", "red", "qu est", "comment",
-        "expliqu", "que es", "como", "was ist", "wie", "erklar",
+    "new_instructions": (
+        "instruc", "rules", "directive", "task", "order", "prompt", "from now on",
+        "starting now", "consignes", "regles", "a partir de", "desormais", "de ahora en",
+        "neue ", "ab jetzt", "ab sofort", "von nun an",
+    ),
+    "jailbreak_persona": (
+        "dan", "do anything", "developer mode", "jailbr", "godmode", "god mode", "character",
+        "grand", "evil ", "aim ", "unfiltered", "moral", "ethical", "opposite mode",
+        "mode developpeur", "modo ", "entwicklermodus", "filtre", "filtro", "filter",
+    ),
+    "restriction_bypass": (
+        "restric", "limit", "filter", "censor", "safeguard", "guardrail", "rules", "boundar",
+        "refusal", "polic", "safety", "moderation", "censure", "regles", "censura", "reglas",
+        "einschrankung", "beschrankung", "zensur", "regeln", "grenzen",
     ),
 }  # fmt: skip
 

@@ -201,6 +201,7 @@ class PIIOptions(GuardOptions):
 
 
 _DIGITS = re.compile(r"\d+")
+_CAPS = re.compile(r"[A-Z]{2}")
 # Every value but an email or IPv6 address holds a digit, and none reaches further than this
 # from one ("social security number: " before nine digits, "AB" before a NINO's digits).
 DIGIT_REACH = 48
@@ -249,24 +250,30 @@ def find_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> list[
             digits = re.sub(r"\D", "", m.group())
             if 13 <= len(digits) <= 19 and card_brand_ok(digits) and luhn_ok(digits):
                 found.append(Finding("card", m.start(), m.end(), label="CARD"))
-    if has_digit and "iban" in wanted:
+    # Cheap tests first: a pattern whose fixed part is absent cannot match.
+    caps = has_digit and _CAPS.search(text) is not None  # IBAN, NINO: two capitals
+    if caps and "iban" in wanted:
         for m in _search(IBAN, text, spans):
             value = m.group().rstrip()
             if iban_ok(value):
                 found.append(Finding("iban", m.start(), m.start() + len(value), label="IBAN"))
     if has_digit and "ssn" in wanted:
-        found += [
-            Finding("ssn", m.start(), m.end(), label="SSN") for m in _search(SSN, text, spans)
-        ]
-        found += [
-            Finding("ssn", m.start(1), m.end(1), label="SSN")
-            for m in _search(SSN_BARE, text, spans)
-        ]
+        if "-" in text:
+            found += [
+                Finding("ssn", m.start(), m.end(), label="SSN") for m in _search(SSN, text, spans)
+            ]
+        lowered = text.lower()
+        if "ssn" in lowered or "social security" in lowered:
+            found += [
+                Finding("ssn", m.start(1), m.end(1), label="SSN")
+                for m in _search(SSN_BARE, text, spans)
+            ]
     if has_digit and "national_id" in wanted:
-        found += [
-            Finding("national_id", m.start(), m.end(), label="NATIONAL_ID")
-            for m in _search(NINO, text, spans)
-        ]
+        if caps:
+            found += [
+                Finding("national_id", m.start(), m.end(), label="NATIONAL_ID")
+                for m in _search(NINO, text, spans)
+            ]
         for m in _search(DNI, text, spans):
             if DNI_LETTERS[int(m.group(1)) % 23] == m.group(2):
                 found.append(Finding("national_id", m.start(), m.end(), label="NATIONAL_ID"))

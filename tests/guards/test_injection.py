@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
 from langdeploy.guards import GuardContext
-from langdeploy.guards.injection import InjectionOptions, PromptInjectionGuard
-from langdeploy.guards.normalize import decode_tags, normalize
+from langdeploy.guards.injection import (
+    GATES,
+    HEURISTICS,
+    InjectionOptions,
+    PromptInjectionGuard,
+    _count,
+)
+from langdeploy.guards.normalize import analysis_text, decode_tags, normalize
 
 GUARD = PromptInjectionGuard()
 
@@ -97,3 +104,16 @@ def test_normalisation_helpers() -> None:
     assert decode_tags(hidden) == "ignore rules"
     assert "ignore rules" in normalize(hidden)
     assert normalize("Straße ÉTÉ") == "strasse ete"
+
+
+def test_heuristic_gates_never_skip_a_match() -> None:
+    """A heuristic's regex is skipped when none of its gate substrings occurs: over every
+    training text, the gated counts equal the regexes' own."""
+    data = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "guards"
+    lines = (data / "injection_train.tsv").read_text(encoding="utf-8").splitlines()
+    texts = [analysis_text(line.split("\t", 3)[3]) for line in lines if line.strip()]
+    assert len(texts) > 1000
+    for name, pattern in HEURISTICS.items():
+        if name in GATES:
+            for text in texts:
+                assert _count(name, pattern, text) == len(pattern.findall(text)), (name, text)
