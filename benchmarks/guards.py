@@ -7,7 +7,8 @@ Quality, on the training split and on the held-out split (never trained or tuned
   untouched, precision and false-positive rate at the text level.
 
 Speed, in the same run: p50 of the default chat input-plus-output pipeline on a 4,000-character
-text, and the time the bundled model takes to generate 64 tokens. Writes
+text, and the time the bundled model takes to generate 64 tokens, the two interleaved (ten
+generations among the pipeline runs) so that a drift in the machine's speed affects both. Writes
 benchmarks/results/guards.json.
 """
 
@@ -137,8 +138,12 @@ def long_text() -> str:
     return text
 
 
-def bench_pipeline(runs: int, count_tokens: Callable[[str], int] | None) -> dict[str, Any]:
-    """The default chat pipelines, with the model's tokenizer for the token limit when loaded."""
+def bench_pipeline(
+    runs: int, count_tokens: Callable[[str], int] | None, between: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """The default chat pipelines, with the model's tokenizer for the token limit when loaded.
+    ``between`` runs after every tenth of the runs (the model's generations), so that both are
+    timed under the same conditions on a machine whose speed drifts."""
     guards = build_chain_guards(GuardsFile(), "chat", context={"max_tokens": 2048})
     text = long_text()
     times = []
@@ -152,6 +157,8 @@ def bench_pipeline(runs: int, count_tokens: Callable[[str], int] | None) -> dict
         guards.output.run_fields(inp[0], ctx)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
+        if between is not None and (i + 1) % max(1, runs // 10) == 0:
+            between()
     times.sort()
     return {
         "chars": len(text),
@@ -178,24 +185,31 @@ def load_model(tokens: int) -> Any:
     return handle
 
 
-def bench_model(handle: Any, tokens: int, runs: int) -> dict[str, Any]:
-    prompt = [("human", "Write a long story about a lighthouse keeper and a storm.")]
-    handle.chat_model.invoke(prompt)  # warm-up
-    times = []
-    generated = []
-    for _ in range(runs):
+class ModelTimer:
+    """Times 64-token generations of the bundled model, one per call."""
+
+    def __init__(self, handle: Any) -> None:
+        self.prompt = [("human", "Write a long story about a lighthouse keeper and a storm.")]
+        self.handle = handle
+        self.times: list[float] = []
+        self.generated: list[int | None] = []
+        handle.chat_model.invoke(self.prompt)  # warm-up
+
+    def __call__(self) -> None:
         t0 = time.perf_counter()
-        msg = handle.chat_model.invoke(prompt)
-        times.append(time.perf_counter() - t0)
+        msg = self.handle.chat_model.invoke(self.prompt)
+        self.times.append(time.perf_counter() - t0)
         usage = getattr(msg, "usage_metadata", None) or {}
-        generated.append(usage.get("output_tokens"))
-    return {
-        "model": handle.name,
-        "max_tokens": tokens,
-        "output_tokens": generated,
-        "p50_ms": statistics.median(times) * 1000,
-        "runs": runs,
-    }
+        self.generated.append(usage.get("output_tokens"))
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "model": self.handle.name,
+            "max_tokens": 64,
+            "output_tokens": self.generated,
+            "p50_ms": statistics.median(self.times) * 1000,
+            "runs": len(self.times),
+        }
 
 
 def fmt_row(name: str, split: str, r: dict[str, Any]) -> str:
@@ -209,7 +223,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Guard quality and speed.")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--runs", type=int, default=200, help="Pipeline timing runs.")
-    parser.add_argument("--model-runs", type=int, default=3, help="64-token generations timed.")
     parser.add_argument("--no-model", action="store_true", help="Skip the model timing.")
     parser.add_argument("--errors", action="store_true", help="Print every misclassification.")
     args = parser.parse_args()
@@ -247,15 +260,16 @@ def main() -> None:
                 print("   ", line)
 
     handle = None if args.no_model else load_model(64)
-    speed = bench_pipeline(args.runs, handle.count_tokens if handle is not None else None)
+    timer = ModelTimer(handle) if handle is not None else None
+    speed = bench_pipeline(args.runs, handle.count_tokens if handle else None, timer)
     results["pipeline"] = speed
     print(
         f"pipeline (default chat input+output) on {speed['chars']} chars: "
         f"p50 {speed['p50_ms']:.2f} ms, p90 {speed['p90_ms']:.2f} ms "
         f"(CPU time p50 {speed['cpu_p50_ms']:.2f} ms)"
     )
-    if handle is not None:
-        model = bench_model(handle, 64, args.model_runs)
+    if handle is not None and timer is not None:
+        model = timer.result()
         handle.close()
         results["model_64_tokens"] = model
         ratio = speed["p50_ms"] / model["p50_ms"]

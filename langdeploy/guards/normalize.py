@@ -73,15 +73,6 @@ def strip_accents(text: str) -> str:
     return _COMBINING.sub("", unicodedata.normalize("NFKD", text))
 
 
-def looks_spaced(text: str) -> bool:
-    """Letters spaced or dotted out one by one ("i g n o r e", "i.g.n.o.r.e")."""
-    lowered = text.lower()
-    return bool(_SPACED.search(lowered) or _JOINED_LONG.search(lowered))
-
-
-_JOINED_LONG = re.compile(r"(?<![\w])(?:[^\W_][.\-_*/|]{1,2}){3,}[^\W_](?![\w])")
-
-
 def _unspace(match: re.Match[str]) -> str:
     return _SEP.sub("", match.group())
 
@@ -99,7 +90,9 @@ def decode_embedded(text: str, limit: int = 8) -> list[str]:
 def _decode(text: str, limit: int) -> list[str]:
     """Readable text hidden in base64 or hex runs (at most ``limit`` runs, one level deep)."""
     out: list[str] = []
-    for m in _B64.finditer(text):
+    # A base64 run is one token of at least 16 characters: most texts have none to search.
+    b64 = _B64.finditer(text) if any(len(w) >= 16 for w in text.split()) else iter(())
+    for m in b64:
         token = m.group()
         if len(out) >= limit:
             break
@@ -136,10 +129,20 @@ def _printable(raw: bytes) -> str:
     return s if good / len(s) >= 0.8 and " " in s else ""
 
 
-@lru_cache(maxsize=256)
 def normalize(text: str) -> str:
     """Lower-case, accent-free, de-obfuscated text; one space between words. Cached: several
     guards of one pipeline normalise the same text."""
+    return _normalized(text)[0]
+
+
+def looks_spaced(text: str) -> bool:
+    """Letters spaced or dotted out one by one ("i g n o r e", "i.g.n.o.r.e"): known from
+    normalising, which joins them back."""
+    return _normalized(text)[1]
+
+
+@lru_cache(maxsize=256)
+def _normalized(text: str) -> tuple[str, bool]:
     if not text.isascii():
         hidden = decode_tags(text)
         if hidden:
@@ -147,10 +150,18 @@ def normalize(text: str) -> str:
         text = unicodedata.normalize("NFKC", text).translate(_DROP).translate(CONFUSABLES)
         text = strip_accents(text)
     text = text.lower()
-    text = _JOINED.sub(_unspace, text)
-    text = _SPACED.sub(_unspace, text)
+    joined_long = False
+
+    def unjoin(match: re.Match[str]) -> str:
+        nonlocal joined_long
+        letters = _SEP.sub("", match.group())
+        joined_long = joined_long or len(letters) >= 4  # "i.g.n.o.r.e", not "e.g"
+        return letters
+
+    text = _JOINED.sub(unjoin, text)
+    text, spaced = _SPACED.subn(_unspace, text)
     text = _LEET_TOKEN.sub(lambda m: m.group().translate(LEET), text)
-    return _NON_WORD.sub(" ", text).strip()
+    return _NON_WORD.sub(" ", text).strip(), joined_long or spaced > 0
 
 
 @lru_cache(maxsize=256)

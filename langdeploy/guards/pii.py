@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -205,28 +206,54 @@ _CAPS = re.compile(r"[A-Z]{2}")
 # Every value but an email or IPv6 address holds a digit, and none reaches further than this
 # from one ("social security number: " before nine digits, "AB" before a NINO's digits).
 DIGIT_REACH = 48
+# Digits no further apart than two reaches: one span (its reaches overlap).
+_DIGIT_CLUSTER = re.compile(rf"\d(?:\D{{0,{2 * DIGIT_REACH}}}\d)*")
 
 
-def _digit_spans(text: str) -> list[tuple[int, int]]:
+@dataclass
+class _Span:
+    """A part of the text within DIGIT_REACH of digits, and what digits it holds."""
+
+    lo: int
+    hi: int
+    digits: int  # in all
+    longest: int  # the longest unbroken run
+    runs: int
+
+
+def _digit_spans(text: str) -> list[_Span]:
     """The parts of ``text`` within DIGIT_REACH of a digit, merged: prose without numbers is
     not searched at all by the digit patterns."""
-    spans: list[tuple[int, int]] = []
-    for m in _DIGITS.finditer(text):
-        lo, hi = max(0, m.start() - DIGIT_REACH), min(len(text), m.end() + DIGIT_REACH)
-        if spans and lo <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], hi)
-        else:
-            spans.append((lo, hi))
+    spans: list[_Span] = []
+    for m in _DIGIT_CLUSTER.finditer(text):
+        runs = _DIGITS.findall(m.group())
+        spans.append(
+            _Span(
+                max(0, m.start() - DIGIT_REACH),
+                min(len(text), m.end() + DIGIT_REACH),
+                sum(map(len, runs)),
+                max(map(len, runs)),
+                len(runs),
+            )
+        )
     return spans
 
 
 def _search(
-    pattern: re.Pattern[str], text: str, spans: list[tuple[int, int]]
+    pattern: re.Pattern[str],
+    text: str,
+    spans: list[_Span],
+    *,
+    digits: int = 1,
+    longest: int = 1,
+    runs: int = 1,
 ) -> Iterator[re.Match[str]]:
-    # Lookbehinds still see the text before a span's start; nothing a lookahead needs lies
-    # past its end, which is DIGIT_REACH beyond the last digit.
-    for lo, hi in spans:
-        yield from pattern.finditer(text, lo, hi)
+    """Matches of ``pattern`` in the spans that hold enough digits for one (a card has 13, a
+    DNI a run of 8, an IPv4 address 4 runs). Lookbehinds still see the text before a span's
+    start; nothing a lookahead needs lies past its end, DIGIT_REACH beyond the last digit."""
+    for span in spans:
+        if span.digits >= digits and span.longest >= longest and span.runs >= runs:
+            yield from pattern.finditer(text, span.lo, span.hi)
 
 
 def find_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> list[Finding]:
@@ -246,39 +273,40 @@ def find_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> list[
                     found.append(Finding("email", m.start(), m.end(), label="EMAIL"))
                     done = m.end()
     if has_digit and "card" in wanted:
-        for m in _search(CARD, text, spans):
+        for m in _search(CARD, text, spans, digits=13):
             digits = re.sub(r"\D", "", m.group())
             if 13 <= len(digits) <= 19 and card_brand_ok(digits) and luhn_ok(digits):
                 found.append(Finding("card", m.start(), m.end(), label="CARD"))
     # Cheap tests first: a pattern whose fixed part is absent cannot match.
     caps = has_digit and _CAPS.search(text) is not None  # IBAN, NINO: two capitals
     if caps and "iban" in wanted:
-        for m in _search(IBAN, text, spans):
+        for m in _search(IBAN, text, spans, digits=2):
             value = m.group().rstrip()
             if iban_ok(value):
                 found.append(Finding("iban", m.start(), m.start() + len(value), label="IBAN"))
     if has_digit and "ssn" in wanted:
         if "-" in text:
             found += [
-                Finding("ssn", m.start(), m.end(), label="SSN") for m in _search(SSN, text, spans)
+                Finding("ssn", m.start(), m.end(), label="SSN")
+                for m in _search(SSN, text, spans, digits=9, runs=3)
             ]
         lowered = text.lower()
         if "ssn" in lowered or "social security" in lowered:
             found += [
                 Finding("ssn", m.start(1), m.end(1), label="SSN")
-                for m in _search(SSN_BARE, text, spans)
+                for m in _search(SSN_BARE, text, spans, longest=9)
             ]
     if has_digit and "national_id" in wanted:
         if caps:
             found += [
                 Finding("national_id", m.start(), m.end(), label="NATIONAL_ID")
-                for m in _search(NINO, text, spans)
+                for m in _search(NINO, text, spans, digits=6)
             ]
-        for m in _search(DNI, text, spans):
+        for m in _search(DNI, text, spans, longest=8):
             if DNI_LETTERS[int(m.group(1)) % 23] == m.group(2):
                 found.append(Finding("national_id", m.start(), m.end(), label="NATIONAL_ID"))
     if has_digit and "ipv4" in wanted:
-        for m in _search(IPV4, text, spans):
+        for m in _search(IPV4, text, spans, runs=4):
             if not IPV4_NOT_AFTER.search(text[max(0, m.start() - 12) : m.start()]):
                 found.append(Finding("ipv4", m.start(), m.end(), label="IP"))
     if "ipv6" in wanted and ("::" in text or text.count(":") >= 7):
@@ -295,7 +323,7 @@ def find_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> list[
             found.append(Finding("ipv6", m.start(), m.end(), label="IP"))
     if has_digit and "phone" in wanted:
         taken = [(f.start, f.end) for f in found]
-        for m in _search(PHONE, text, spans):
+        for m in _search(PHONE, text, spans, digits=7):
             value = m.group()
             if not _phone_ok(text, m.start(), value):
                 continue

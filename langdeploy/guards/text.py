@@ -45,7 +45,14 @@ class LengthGuard(Guard):
             return [Finding("too_many_chars", 0, len(text), score=len(text) / o.max_chars)]
         if o.max_tokens is not None:
             # Without a tokenizer, 4 characters a token is the usual estimate for English.
-            tokens = ctx.count_tokens(text) if ctx.count_tokens else (len(text) + 3) // 4
+            # With one: a token is at least one byte, so a text of no more bytes than the
+            # limit is under it without tokenizing (most chat messages).
+            if not ctx.count_tokens:
+                tokens = (len(text) + 3) // 4
+            elif len(text) <= o.max_tokens and len(text.encode("utf-8")) <= o.max_tokens:
+                tokens = 0
+            else:
+                tokens = ctx.count_tokens(text)
             if tokens > o.max_tokens:
                 return [Finding("too_many_tokens", 0, len(text), score=tokens / o.max_tokens)]
         return []

@@ -46,6 +46,15 @@ def test_length_by_chars_and_by_the_given_tokenizer() -> None:
     # Without a tokenizer, 4 characters a token.
     assert not by_tokens.check("x" * 13, IN).allowed
 
+    # A token is at least a byte: a text of at most max_tokens bytes is not tokenized at all.
+    def no_tokenizer(text: str) -> int:
+        raise AssertionError("tokenized a text shorter than the limit in bytes")
+
+    assert by_tokens.check("abc", GuardContext("input", count_tokens=no_tokenizer)).allowed
+    calls: list[str] = []
+    counting = GuardContext("input", count_tokens=lambda t: calls.append(t) or len(t.split()))
+    assert by_tokens.check("ééé", counting).allowed and calls == ["ééé"]  # 6 bytes: counted
+
 
 def test_invisible_characters_are_stripped_or_blocked() -> None:
     text = "he\u200bllo" + "".join(chr(0xE0000 + ord(c)) for c in "evil") + " world\u202e"
