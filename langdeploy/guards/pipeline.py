@@ -12,7 +12,9 @@ before any of it leaves.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +48,20 @@ Observer = Callable[[GuardEvent], None]
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# Below this many characters, checking a text is quicker than handing it to another thread.
+BESIDE_CHARS = 1024
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _side_pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="langdeploy-guards")
+        return _POOL
 
 
 @dataclass
@@ -104,24 +120,46 @@ class GuardPipeline:
         violations: list[Violation] = []
         joined_guards = [g for g in self.guards if g.scope == "joined"]
         field_guards = [g for g in self.guards if g.scope == "field"]
+        beside: Future[GuardResult] | None = None
         if joined_guards and texts:
             joined = "\n".join(texts)
             sub = GuardPipeline(self.stage, joined_guards, self.observer, self.chain)
-            result = sub.run(joined, ctx)
-            violations += result.violations
-            if not result.allowed:
-                return texts, violations, result.blocking
+            if (
+                field_guards
+                and len(joined) > BESIDE_CHARS
+                and not any(g.action == "redact" for g in joined_guards)
+            ):
+                # Guards that only block or warn need not go first: on a long text they run
+                # beside the field guards (the token counter is native code that releases the
+                # GIL), and their verdict still comes first.
+                beside = _side_pool().submit(sub.run, joined, ctx)
+            else:
+                result = sub.run(joined, ctx)
+                violations += result.violations
+                if not result.allowed:
+                    return texts, violations, result.blocking
         out: list[str] = []
+        blocking: Violation | None = None
+        field_violations: list[Violation] = []
         sub = GuardPipeline(self.stage, field_guards, self.observer, self.chain)
         for text in texts:
             if not text:
                 out.append(text)
                 continue
             result = sub.run(text, ctx)
-            violations += result.violations
+            field_violations += result.violations
             if not result.allowed:
-                return texts, violations, result.blocking
+                blocking = result.blocking
+                break
             out.append(result.text)
+        if beside is not None:
+            first = beside.result()
+            violations += first.violations
+            if not first.allowed:
+                return texts, violations, first.blocking
+        violations += field_violations
+        if blocking is not None:
+            return texts, violations, blocking
         return out, violations, None
 
     def guard_value(self, value: Any, ctx: GuardContext | None = None) -> Any:

@@ -119,6 +119,25 @@ def test_blocking_output_guard_raises_before_the_canary_leaves() -> None:
     assert info.value.violation.guard == "system_prompt_leak"
 
 
+@pytest.mark.parametrize("size", [20, 3000])
+def test_joined_guards_verdict_comes_first_even_when_run_beside(size: int) -> None:
+    """On a long input the token limit runs beside the other guards; when both block, the
+    token limit is reported, as when it runs first."""
+    pipeline = GuardPipeline("input", [LengthGuard(LengthOptions(max_tokens=2)), PIIGuard()])
+    pii = GuardPipeline("input", [PIIGuard(action="block")])
+    ctx = GuardContext("input", count_tokens=lambda t: len(t.split()))
+    text = "mail ada@example.com " + "x" * size
+    _, _, blocking = pipeline.run_fields([text], ctx)
+    assert blocking is not None and blocking.guard == "length"
+    both = GuardPipeline("input", [LengthGuard(LengthOptions(max_tokens=2)), *pii.guards])
+    _, violations, blocking = both.run_fields([text], ctx)
+    assert blocking is not None and blocking.guard == "length"
+    assert violations[0].guard == "length"
+    fine = GuardPipeline("input", [LengthGuard(LengthOptions(max_tokens=10_000)), PIIGuard()])
+    new, violations, blocking = fine.run_fields([text], ctx)
+    assert blocking is None and new == ["mail <EMAIL_1> " + "x" * size]
+
+
 def test_pipeline_order_notifies_observer_with_hash_only() -> None:
     events: list[GuardEvent] = []
     pipeline = GuardPipeline(
