@@ -11,6 +11,7 @@ before any of it leaves.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
@@ -132,7 +133,9 @@ class GuardPipeline:
                 # Guards that only block or warn need not go first: on a long text they run
                 # beside the field guards (the token counter is native code that releases the
                 # GIL), and their verdict still comes first.
-                beside = _side_pool().submit(sub.run, joined, ctx)
+                # The request's context (its id for the audit log) goes along.
+                run = contextvars.copy_context().run
+                beside = _side_pool().submit(run, sub.run, joined, ctx)
             else:
                 result = sub.run(joined, ctx)
                 violations += result.violations

@@ -4,6 +4,7 @@ app is in test_serve_guards.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import random
 import statistics
@@ -133,6 +134,17 @@ def test_joined_guards_verdict_comes_first_even_when_run_beside(size: int) -> No
     _, violations, blocking = both.run_fields([text], ctx)
     assert blocking is not None and blocking.guard == "length"
     assert violations[0].guard == "length"
+    # The observer runs in the request's context wherever the guard ran (audit request ids).
+    seen: list[str | None] = []
+    request = contextvars.ContextVar("request", default=None)
+    request.set("req-7")
+    observed = GuardPipeline(
+        "input",
+        [LengthGuard(LengthOptions(max_tokens=2)), PIIGuard()],
+        observer=lambda e: seen.append(request.get()),
+    )
+    observed.run_fields([text], ctx)
+    assert seen and set(seen) == {"req-7"}
     fine = GuardPipeline("input", [LengthGuard(LengthOptions(max_tokens=10_000)), PIIGuard()])
     new, violations, blocking = fine.run_fields([text], ctx)
     assert blocking is None and new == ["mail <EMAIL_1> " + "x" * size]
