@@ -3,7 +3,7 @@ heuristic features, scored by logistic regression. numpy only, trained by
 benchmarks/train_injection.py; the weights ship as langdeploy/guards/data/injection_model.npz.
 
 A text is scored as several documents at once: the whole text when it is short, otherwise
-overlapping windows of it, and its sentences. The most suspicious one decides, so an attack
+windows of it side by side, and its sentences. The most suspicious one decides, so an attack
 hidden inside a long benign text is not diluted by it. Each document is a TF-IDF vector
 (sublinear counts, inverse document frequency per hash bucket, L2-normalised per block), the
 representation that generalises best on the cross-validated training data; it does not
@@ -29,6 +29,7 @@ WINDOW = 240  # characters of normalised text scored together
 MODEL_RESOURCE = "injection_model.npz"
 _MUL = np.uint64(0x100000001B3)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+_INV = np.uint64(pow(int(_MUL), -1, 1 << 64))  # _MUL is odd, so invertible modulo 2^64
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -42,9 +43,6 @@ class Docs:
     cols: IntArray
     vals: FloatArray
     count: int
-
-
-_INV = np.uint64(pow(int(_MUL), -1, 1 << 64))  # odd, so invertible modulo 2^64
 
 
 def _word_hashes(codes: npt.NDArray[np.uint64], owner: IntArray) -> tuple[Any, IntArray]:
@@ -67,7 +65,7 @@ def _word_hashes(codes: npt.NDArray[np.uint64], owner: IntArray) -> tuple[Any, I
 
 
 def hashed_ngrams(texts: list[str]) -> tuple[IntArray, IntArray]:
-    """(owner, bucket) of every n-gram of every text: character 2-5-grams of the text padded
+    """(owner, bucket) of every n-gram of every text: character 3-5-grams of the text padded
     with spaces in the first block, word unigrams and bigrams in the second. Words carry what
     character n-grams split ("forget ... instructions" at any distance)."""
     padded = [f" {t} " for t in texts]
