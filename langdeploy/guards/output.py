@@ -155,10 +155,11 @@ HATE = (
     "sudaca",
     "maricon",
 )
+THREAT_VERBS = ("kill", "murder", "hurt", "rape", "shoot", "stab")
 THREATS = re.compile(
     # Normalised text has no apostrophes: "I'm" is "i m" there.
     r"\b(?:i(?: wi| )ll|i am going to|i m going to|im going to|gonna) "
-    r"(?:kill|murder|hurt|rape|shoot|stab) "
+    rf"(?:{'|'.join(THREAT_VERBS)}) "
     r"you\b|\bkill yourself\b|\bkys\b|\bje vais te tuer\b|\bte voy a matar\b|"
     r"\bich (?:werde|bring) dich (?:um|umbringen|toten)\b|\bbring dich um\b"
 )
@@ -197,16 +198,18 @@ def lexicon_hits(norm: str) -> list[tuple[str, str]]:
 
 # The multi-word entries and threats as word shapes (one set of words per position): while the
 # last words of a stream could still grow into one, they are held back so it is redacted whole.
-_VERBS = frozenset({"kill", "murder", "hurt", "rape", "shoot", "stab"})
 PHRASE_SHAPES: tuple[tuple[frozenset[str], ...], ...] = tuple(
     tuple(frozenset({w}) for w in phrase) for _, (_, phrases) in _LEXICONS for phrase in phrases
 ) + tuple(
-    tuple(frozenset(alternatives.split()) for alternatives in shape.split("/"))
+    tuple(
+        frozenset(alternatives.split())
+        for alternatives in shape.format(verbs=" ".join(THREAT_VERBS)).split("/")
+    )
     for shape in (
-        "i/will/kill murder hurt rape shoot stab/you",
-        "i'll gonna/kill murder hurt rape shoot stab/you",
-        "i/am/going/to/kill murder hurt rape shoot stab/you",
-        "i'm im/going/to/kill murder hurt rape shoot stab/you",
+        "i/will/{verbs}/you",
+        "i'll gonna/{verbs}/you",
+        "i/am/going/to/{verbs}/you",
+        "i'm im/going/to/{verbs}/you",
         "kill/yourself",
         "je/vais/te/tuer",
         "te/voy/a/matar",
