@@ -203,6 +203,7 @@ class PIIOptions(GuardOptions):
 
 _DIGITS = re.compile(r"\d+")
 _CAPS = re.compile(r"[A-Z]{2}")
+_SSN_WORD = re.compile(r"(?i)ssn|social security")
 # Every value but an email or IPv6 address holds a digit, and none reaches further than this
 # from one ("social security number: " before nine digits, "AB" before a NINO's digits).
 DIGIT_REACH = 48
@@ -290,8 +291,7 @@ def find_pii(text: str, kinds: tuple[str, ...] | list[str] = PII_KINDS) -> list[
                 Finding("ssn", m.start(), m.end(), label="SSN")
                 for m in _search(SSN, text, spans, digits=9, runs=3)
             ]
-        lowered = text.lower()
-        if "ssn" in lowered or "social security" in lowered:
+        if _SSN_WORD.search(text):  # as case-blind as SSN_BARE (long s, dotted I)
             found += [
                 Finding("ssn", m.start(1), m.end(1), label="SSN")
                 for m in _search(SSN_BARE, text, spans, longest=9)

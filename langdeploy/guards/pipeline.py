@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from dataclasses import replace as respan
 from typing import Any
 
 from langchain_core.documents import Document
@@ -144,13 +145,18 @@ class GuardPipeline:
         out: list[str] = []
         blocking: Violation | None = None
         field_violations: list[Violation] = []
-        sub = GuardPipeline(self.stage, field_guards, self.observer, self.chain)
+        # Beside a joined guard, field guards report once its verdict is known: when it blocks,
+        # they count as never run, as in order.
+        observer = None if beside is not None else self.observer
+        sub = GuardPipeline(self.stage, field_guards, observer, self.chain)
+        reports: list[tuple[list[Violation], str]] = []
         for text in texts:
             if not text:
                 out.append(text)
                 continue
             result = sub.run(text, ctx)
             field_violations += result.violations
+            reports.append((result.violations, text))
             if not result.allowed:
                 blocking = result.blocking
                 break
@@ -160,6 +166,8 @@ class GuardPipeline:
             violations += first.violations
             if not first.allowed:
                 return texts, violations, first.blocking
+            for found, text in reports:
+                self.notify(found, text)
         violations += field_violations
         if blocking is not None:
             return texts, violations, blocking
@@ -428,37 +436,60 @@ class StreamRedactor:
             replace.append((f, guard))
 
     @staticmethod
-    def _by_guard_order(replace: list[tuple[Finding, Guard]]) -> list[Finding]:
-        """Overlapping findings: the earlier guard's wins, as when the pipeline runs on whole
-        texts (a later guard sees <SECRET_1>, not the secret, and cannot also match it)."""
-        accepted: list[Finding] = []
-        groups: dict[int, list[Finding]] = {}
+    def _by_guard_order(
+        window: str, replace: list[tuple[Finding, Guard]]
+    ) -> list[tuple[Finding, Guard]]:
+        """Overlapping findings: the earlier guard's span wins, as when the pipeline runs on
+        whole texts (a later guard sees <SECRET_1>, not the secret). What a later finding
+        covers beyond it is still redacted: whole, that guard would have matched it too."""
+        accepted: list[tuple[Finding, Guard]] = []
+        groups: dict[int, list[tuple[Finding, Guard]]] = {}
         for f, g in replace:
-            groups.setdefault(id(g), []).append(f)
+            groups.setdefault(id(g), []).append((f, g))
         for group in groups.values():
-            for f in merge_findings(group):
-                if not any(f.start < a.end and a.start < f.end for a in accepted):
-                    accepted.append(f)
-        return sorted(accepted, key=lambda f: f.start)
+            guard = group[0][1]
+            taken = [a for a, _ in accepted]
+            for f in merge_findings(f for f, _ in group):
+                accepted += [(piece, guard) for piece in _outside(f, taken, window)]
+        return sorted(accepted, key=lambda fg: fg[0].start)
 
     def _apply(
         self, window: str, offset: int, cut: int, replace: list[tuple[Finding, Guard]]
     ) -> str:
-        chosen = {id(f): g for f, g in replace}
         parts: list[str] = []
         pos = offset
-        for f in self._by_guard_order(replace):
+        for f, guard in self._by_guard_order(window, replace):
             start = max(f.start, offset)
             if start < pos or f.end > cut:
                 continue
             parts.append(window[pos:start])
-            guard = chosen.get(id(f))
-            if guard is not None and guard.redaction == "placeholder":
+            if guard.redaction == "placeholder":
                 label = (f.label or f.category).upper()
                 parts.append(self.ctx.redactions.placeholder(label, window[f.start : f.end]))
             pos = f.end
         parts.append(window[pos:cut])
         return "".join(parts)
+
+
+def _outside(f: Finding, taken: list[Finding], text: str) -> list[Finding]:
+    """The parts of ``f`` that no finding in ``taken`` covers, trimmed of spaces."""
+    pieces = [(f.start, f.end)]
+    for t in taken:
+        pieces = [
+            part
+            for s, e in pieces
+            for part in ([(s, e)] if t.end <= s or e <= t.start else [(s, t.start), (t.end, e)])
+            if part[0] < part[1]
+        ]
+    out = []
+    for s, e in pieces:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if s < e:
+            out.append(f if (s, e) == (f.start, f.end) else respan(f, start=s, end=e))
+    return out
 
 
 @dataclass
