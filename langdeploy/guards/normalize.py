@@ -44,7 +44,9 @@ _DROP = str.maketrans("", "", ZERO_WIDTH + BIDI)
 _JOINED = re.compile(r"(?<![\w])(?:[^\W_][.\-_*/|]{1,2})+[^\W_](?![\w])")
 _SPACED = re.compile(r"(?<!\w)(?<!\w )(?:[^\W_] ){3,}[^\W_](?![\w])")
 _SEP = re.compile(r"[ .\-_*/|]+")
-_LEET_TOKEN = re.compile(r"\b(?=\w*[a-z])(?=\w*[0-9@$!|€])[\w@$!|€]+")
+# A word with leetspeak inside it ("sh1t", "h@ck"); it ends on a letter or digit, so the "!" of
+# "kill you!" stays punctuation instead of becoming an "i".
+_LEET_TOKEN = re.compile(r"\b(?=\w*[a-z])(?=\w*[0-9@$!|€])[\w@$!|€]*\w")
 _NON_WORD = re.compile(r"[^\w<>|\[\]#:/{}]+")
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[ :]?){12,}\b")

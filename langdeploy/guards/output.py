@@ -3,8 +3,10 @@ JSON-schema validity with one repair try, maximum length, refusal detection."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -37,6 +39,45 @@ class LeakOptions(GuardOptions):
     )
 
 
+class PhraseStarts:
+    """Phrases (tuples of normalised words), and where the end of a stream could be the
+    beginning of one: output guards hold that back, so a phrase split across pieces is seen
+    whole."""
+
+    def __init__(
+        self,
+        phrases: Iterable[tuple[str, ...]],
+        words: Callable[[str], list[str]] = lambda token: normalize(token).split(),
+    ) -> None:
+        self.words = words  # a token's words, split as the guard's own scan splits them
+        self.longest = 0
+        self._next: dict[tuple[str, ...], set[str]] = {}  # a phrase's start -> its next words
+        for phrase in phrases:
+            self.longest = max(self.longest, len(phrase))
+            for k in range(len(phrase)):
+                self._next.setdefault(phrase[:k], set()).add(phrase[k])
+
+    def _could_begin(self, words: list[str], last_open: bool) -> bool:
+        following = self._next.get(tuple(words[:-1]))
+        if not following:
+            return False
+        last = words[-1]
+        # The last word, still being written, need only begin a phrase's word.
+        return last in following or (last_open and any(w.startswith(last) for w in following))
+
+    def hold_from(self, text: str) -> int:
+        if not self._next:
+            return len(text)
+        tokens = list(TOKEN.finditer(text))[-(self.longest + 1) :]
+        flat = [(w, m.start()) for m in tokens for w in self.words(m.group())]
+        words = [w for w, _ in flat]
+        last_open = not text[-1:].isspace()
+        for i, (_, start) in enumerate(flat):
+            if len(flat) - i <= self.longest and self._could_begin(words[i:], last_open):
+                return start
+        return len(text)
+
+
 class SystemPromptLeakGuard(Guard):
     name = "system_prompt_leak"
     description = "A canary string or a long verbatim run of the system prompt in the answer."
@@ -54,10 +95,12 @@ class SystemPromptLeakGuard(Guard):
             words = normalize(o.system_prompt).split()
             n = o.min_overlap_words
             self._shingles = {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+        self._shingle_starts = PhraseStarts(self._shingles)
 
     def hold_from(self, text: str) -> int:
-        # Only a canary's beginning at the very end of the text can still become a leak.
-        hold = len(text)
+        # Words that may begin a run of the system prompt, and a canary's beginning at the very
+        # end of the text: only those can still become a leak.
+        hold = self._shingle_starts.hold_from(text)
         for canary in self._canaries:
             for k in range(min(len(canary) - 1, len(text)), 0, -1):
                 if text.endswith(canary[:k]):
@@ -196,45 +239,32 @@ def lexicon_hits(norm: str) -> list[tuple[str, str]]:
     return hits
 
 
-# The multi-word entries and threats as word shapes (one set of words per position): while the
-# last words of a stream could still grow into one, they are held back so it is redacted whole.
-PHRASE_SHAPES: tuple[tuple[frozenset[str], ...], ...] = tuple(
-    tuple(frozenset({w}) for w in phrase) for _, (_, phrases) in _LEXICONS for phrase in phrases
-) + tuple(
-    tuple(
-        frozenset(alternatives.split())
-        for alternatives in shape.format(verbs=" ".join(THREAT_VERBS)).split("/")
-    )
-    for shape in (
-        "i/will/{verbs}/you",
-        "i'll gonna/{verbs}/you",
-        "i/am/going/to/{verbs}/you",
-        "i'm im/going/to/{verbs}/you",
-        "kill/yourself",
-        "je/vais/te/tuer",
-        "te/voy/a/matar",
-        "ich/werde bring/dich/um umbringen toten",
-        "bring/dich/um",
-    )
+_WORD = re.compile(r"\w+")
+# The multi-word entries and threats, in normalised words ("I'm" is "i m"): while the end of a
+# stream could begin one, it is held back, so the phrase is redacted whole.
+_THREAT_SHAPES = (
+    "i/will ll/{verbs}/you",
+    "i/am/going/to/{verbs}/you",
+    "i/m/going/to/{verbs}/you",
+    "im gonna/{verbs}/you",
+    "im/going/to/{verbs}/you",
+    "kill/yourself",
+    "je/vais/te/tuer",
+    "te/voy/a/matar",
+    "ich/werde bring/dich/um umbringen toten",
+    "bring/dich/um",
 )
-PHRASE_WORDS = max(len(shape) for shape in PHRASE_SHAPES)
-
-
-def _could_begin_phrase(words: list[str], last_open: bool) -> bool:
-    """Whether ``words`` may still grow into a phrase; ``last_open``: the last word is still
-    being written, so it need only begin a word of the phrase."""
-
-    def fits(i: int, word: str, alts: frozenset[str]) -> bool:
-        if last_open and i == len(words) - 1:
-            return any(a.startswith(word) for a in alts)
-        return word in alts
-
-    return any(
-        len(words) < len(shape) + last_open
-        and all(fits(i, w, alts) for i, (w, alts) in enumerate(zip(words, shape, strict=False)))
-        for shape in PHRASE_SHAPES
-        if len(words) <= len(shape)
-    )
+TOXIC_PHRASES = PhraseStarts(
+    words=lambda token: _WORD.findall(normalize(token)),  # "reply:i'm" holds "i m" too
+    phrases=[phrase for _, (_, phrases) in _LEXICONS for phrase in phrases]
+    + [
+        words
+        for shape in _THREAT_SHAPES
+        for words in itertools.product(
+            *(alts.split() for alts in shape.format(verbs=" ".join(THREAT_VERBS)).split("/"))
+        )
+    ],
+)
 
 
 class ToxicityGuard(Guard):
@@ -244,18 +274,10 @@ class ToxicityGuard(Guard):
     stages: ClassVar[tuple[Stage, ...]] = ("input", "output")
 
     def hold_from(self, text: str) -> int:
-        # The word being written, and letters spaced out one by one ("a s s h 0 l e").
+        # The word being written, letters spaced out one by one ("a s s h 0 l e"), and the
+        # start of a phrase.
         hold = open_tail(text, self.lookahead or 0, lambda t: len(t.strip(".-*_")) <= 1)
-        tail = text[max(0, len(text) - (self.lookahead or 0)) :]
-        tokens = list(TOKEN.finditer(tail))[-PHRASE_WORDS:]
-        words = [
-            strip_accents(m.group().lower().replace("\u2019", "'")).strip('.,;:!?"()')
-            for m in tokens
-        ]
-        for i, m in enumerate(tokens):
-            if _could_begin_phrase(words[i:], last_open=not text[-1:].isspace()):
-                return min(hold, len(text) - len(tail) + m.start())
-        return hold
+        return min(hold, TOXIC_PHRASES.hold_from(text))
 
     def scan(self, text: str, ctx: GuardContext) -> list[Finding]:
         norm = normalize(text)
