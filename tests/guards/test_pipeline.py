@@ -361,3 +361,41 @@ def test_whole_answer_guards_on_streams() -> None:
     chunks = [str(c.content) for c in warn.stream({})]
     assert "".join(chunks) == "I'm sorry, but I can't help with that." and len(chunks) > 3
     assert [e.violation.category for e in events] == ["refusal"]
+
+
+def test_a_long_system_prompt_run_is_blocked_before_any_of_it_leaves() -> None:
+    """Eight prompt words longer than the kept context: the stream holds the words that may
+    begin a run of the prompt, so the run is seen whole and blocked, and none of it left."""
+    prompt = (
+        "Confidential: administrators authorized reimbursements exceeding predetermined "
+        "thresholds require supplementary documentation beforehand."
+    )
+    answer = "Sure. " + prompt + " Bye."
+    for size in (1, 5, 16):
+        stream = StreamRedactor(
+            GuardPipeline("output", [SystemPromptLeakGuard(LeakOptions(system_prompt=prompt))])
+        )
+        released = ""
+        with pytest.raises(GuardrailViolation):
+            for p in pieces(answer, size):
+                released += stream.feed(p)
+            stream.finish()
+        assert "administrators" not in released, (size, released)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("He said: **I will kill you** and left.", "He said: **<REDACTED_1>** and left."),
+        ("Reply:I'm going to stab you.", "Reply:<REDACTED_1>."),
+        ("ok.I will hurt you", "ok.<REDACTED_1>"),
+        ("I will kill you!", "<REDACTED_1>!"),
+    ],
+)
+def test_threats_glued_to_punctuation_are_redacted_whole_in_a_stream(text: str, want: str) -> None:
+    whole = GuardPipeline("output", [ToxicityGuard()]).run(text).text
+    assert whole == want
+    for size in (1, 2, 5):
+        stream = StreamRedactor(GuardPipeline("output", [ToxicityGuard()]))
+        out = "".join(stream.feed(p) for p in pieces(text, size)) + stream.finish()
+        assert out == want, (size, out)
