@@ -198,13 +198,30 @@ HATE = (
     "sudaca",
     "maricon",
 )
-THREAT_VERBS = ("kill", "murder", "hurt", "rape", "shoot", "stab")
+THREAT_VERBS = "kill murder hurt rape shoot stab"
+# Threats in normalised words ("I'm" is "i m" there), a set of alternatives per word. The scan's
+# regex and the stream's hold-back (TOXIC_PHRASES) both come from this one list.
+THREAT_SHAPES: tuple[tuple[tuple[str, ...], ...], ...] = tuple(
+    tuple(tuple(alts.split()) for alts in shape.format(verbs=THREAT_VERBS).split("/"))
+    for shape in (
+        "i/will ll/{verbs}/you",
+        "i/am/going/to/{verbs}/you",
+        "i/m/going/to/{verbs}/you",
+        "im/going/to/{verbs}/you",
+        "gonna/{verbs}/you",
+        "kill/yourself",
+        "kys",
+        "je/vais/te/tuer",
+        "te/voy/a/matar",
+        "ich/werde bring/dich/um umbringen toten",
+        "bring/dich/um",
+    )
+)
 THREATS = re.compile(
-    # Normalised text has no apostrophes: "I'm" is "i m" there.
-    r"\b(?:i(?: wi| )ll|i am going to|i m going to|im going to|gonna) "
-    rf"(?:{'|'.join(THREAT_VERBS)}) "
-    r"you\b|\bkill yourself\b|\bkys\b|\bje vais te tuer\b|\bte voy a matar\b|"
-    r"\bich (?:werde|bring) dich (?:um|umbringen|toten)\b|\bbring dich um\b"
+    "|".join(
+        r"\b" + " ".join(f"(?:{'|'.join(alts)})" for alts in shape) + r"\b"
+        for shape in THREAT_SHAPES
+    )
 )
 
 
@@ -242,28 +259,10 @@ def lexicon_hits(norm: str) -> list[tuple[str, str]]:
 _WORD = re.compile(r"\w+")
 # The multi-word entries and threats, in normalised words ("I'm" is "i m"): while the end of a
 # stream could begin one, it is held back, so the phrase is redacted whole.
-_THREAT_SHAPES = (
-    "i/will ll/{verbs}/you",
-    "i/am/going/to/{verbs}/you",
-    "i/m/going/to/{verbs}/you",
-    "im gonna/{verbs}/you",
-    "im/going/to/{verbs}/you",
-    "kill/yourself",
-    "je/vais/te/tuer",
-    "te/voy/a/matar",
-    "ich/werde bring/dich/um umbringen toten",
-    "bring/dich/um",
-)
 TOXIC_PHRASES = PhraseStarts(
     words=lambda token: _WORD.findall(normalize(token)),  # "reply:i'm" holds "i m" too
     phrases=[phrase for _, (_, phrases) in _LEXICONS for phrase in phrases]
-    + [
-        words
-        for shape in _THREAT_SHAPES
-        for words in itertools.product(
-            *(alts.split() for alts in shape.format(verbs=" ".join(THREAT_VERBS)).split("/"))
-        )
-    ],
+    + [words for shape in THREAT_SHAPES for words in itertools.product(*shape)],
 )
 
 
