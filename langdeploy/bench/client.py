@@ -88,10 +88,17 @@ def summarize(results: Sequence[RequestResult], concurrency: int, wall_s: float)
 
 
 def _content(data: Any) -> str:
-    if isinstance(data, dict):
+    """The generated text in one streamed chunk, whatever the chain's output type: a message
+    chunk's content, a string, or the text fields of a structured chunk (rag's ``answer``, an
+    extract chain's partial fields); lists such as rag's ``sources`` are not generated text."""
+    if isinstance(data, str):
+        return data
+    if not isinstance(data, dict):
+        return ""
+    if str(data.get("type", "")).endswith("MessageChunk"):
         content = data.get("content", "")
         return content if isinstance(content, str) else ""
-    return data if isinstance(data, str) else ""
+    return "".join(v for v in data.values() if isinstance(v, str))
 
 
 async def stream_once(

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
@@ -21,6 +22,41 @@ DEFAULT_PROMPTS = [
     "Give three tips for writing clear emails.",
     "Describe how a bicycle works.",
 ]
+
+
+def _sample_input(url: str, chain: str) -> dict[str, Any]:
+    """The chain's sample input, as the server's index lists it (from the chain's spec)."""
+    try:
+        index = httpx.get(f"{url.rstrip('/')}/", headers={"accept": "application/json"}, timeout=30)
+        chains = {c["name"]: c for c in index.json()["chains"]}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"Could not read the chains that {url} serves: {exc}.",
+            fix="Check --url: it must be a running langdeploy server (langdeploy serve).",
+        ) from None
+    if chain not in chains:
+        raise InputError(
+            f"{url} does not serve a chain {chain!r} (it serves {', '.join(chains)}).",
+            fix="Pass --chain with one of those names.",
+        )
+    sample = chains[chain].get("sample_input")
+    if not isinstance(sample, dict):
+        raise InputError(
+            f"The chain {chain!r} declares no sample input, so bench does not know what to send.",
+            fix="Set sample_input on its ChainSpec (or extend a built-in chain that has one).",
+        )
+    return sample
+
+
+def fill_sample(sample: dict[str, Any], prompt: str) -> dict[str, Any]:
+    """``sample`` with ``prompt`` in place of its text: the last message of a conversation, else
+    the first string field (``text``, ``question``)."""
+    if isinstance(sample.get("messages"), list):
+        return {**sample, "messages": [{"type": "human", "content": prompt}]}
+    for key, value in sample.items():
+        if isinstance(value, str):
+            return {**sample, key: prompt}
+    return sample
 
 
 def _ms(value: float | None) -> str:
@@ -54,14 +90,12 @@ def bench(
             ) from None
         if not lines:
             raise InputError(f"{prompts} holds no prompts.", fix="Put one prompt per line.")
-    payloads: list[dict[str, Any]]
-    if chain == "chat":
-        payloads = [
-            {"messages": [{"type": "human", "content": lines[i % len(lines)]}]}
-            for i in range(requests)
-        ]
-    else:
-        payloads = [{"text": lines[i % len(lines)]} for i in range(requests)]
+    sample = _sample_input(url, chain)
+    if prompts is None and "messages" not in sample:
+        # The built-in prompts are things to ask a chat; other chains get their own sample.
+        lines = []
+    payloads = [fill_sample(sample, lines[i % len(lines)]) if lines else sample
+                for i in range(requests)]  # fmt: skip
     configurable = {
         k: v
         for k, v in (("max_tokens", max_tokens), ("temperature", temperature), ("top_k", top_k))

@@ -55,8 +55,10 @@ def render(
             f"Unknown deploy target {target!r}.",
             fix=f"Use --target with one of: {', '.join(deploy_targets.names())}.",
         )
-    settings = settings_from(app_dir)
-    written, files = do_render(settings, target, out, gpu=gpu)
+    from langdeploy.runtime import load_app
+
+    runtime = load_app(settings_from(app_dir))
+    written, files = do_render(runtime.settings, target, out, gpu=gpu, needs=runtime.needs())
     console.print(f"Rendered {target} ({len(files)} files) into {written}:")
     for name in files:
         console.print(f"  {name}", highlight=False)

@@ -10,18 +10,27 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from langdeploy.cli.common import console, err_console, handle_errors
+from langdeploy.cli.common import console, err_console, handle_errors, settings_from
 from langdeploy.guards.base import STAGES, GuardContext
-from langdeploy.guards.config import build_chain_guards, load_guards_file
 from langdeploy.guards.registry import guard_registry
+from langdeploy.runtime import load_app
 
 app = typer.Typer(help="Guardrails: list the guards, scan text with them.", no_args_is_help=True)
 
 
+APP_DIR = typer.Option(
+    None, "--app-dir", help="App directory with langdeploy.toml (default: found from cwd)."
+)
+
+
 @app.command("list")
 @handle_errors
-def list_guards(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List the registered guards (built-in and plugins)."""
+def list_guards(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    app_dir: Path | None = APP_DIR,
+) -> None:
+    """List the registered guards: built-in, plugins' and the app's own."""
+    load_app(settings_from(app_dir))
     rows: list[dict[str, Any]] = [
         {
             "name": name,
@@ -56,17 +65,23 @@ def list_guards(as_json: bool = typer.Option(False, "--json", help="Print JSON."
 def scan(
     stage: str = typer.Option("input", help=f"The stage: {', '.join(STAGES)}."),
     config: Path | None = typer.Option(
-        None, "--config", help="guards.yaml (default: the built-in defaults)."
+        None,
+        "--config",
+        help="guards.yaml (default: the app's guards/guards.yaml, else the built-in defaults).",
     ),
-    chain: str = typer.Option("chat", help="Whose guards to use from the config."),
+    chain: str | None = typer.Option(
+        None, help="Whose guards to use (default: the app's first served chain)."
+    ),
+    app_dir: Path | None = APP_DIR,
 ) -> None:
     """Read JSON lines {"text": "..."} from stdin; write one JSON line per input, in order:
     {"allowed": bool, "text": "<after redaction>", "violations": [{"guard", "category",
-    "action"}]}."""
+    "action"}]}. The guards are the app's: its guards.yaml, its own guards and chains."""
     if stage not in STAGES:
         raise typer.BadParameter(f"{stage!r}; use one of {', '.join(STAGES)}", param_hint="--stage")
-    guards = build_chain_guards(load_guards_file(config), chain, source=config or "defaults")
-    pipeline = getattr(guards, stage)
+    runtime = load_app(settings_from(app_dir, guards__config=config))
+    name = chain or runtime.served[0]
+    pipeline = getattr(runtime.chain_guards(name), stage)
     out = sys.stdout
     bad = 0
     for n, line in enumerate(sys.stdin, start=1):

@@ -35,6 +35,7 @@ def ingest(
     its old chunks, and an interrupted run is completed by the next one.
     """
     from langdeploy.retrieval.ingest import ingest as run_ingest
+    from langdeploy.runtime import load_app
 
     try:
         settings = settings_from(app_dir, retrieval__collection=collection)
@@ -45,6 +46,7 @@ def ingest(
             fix="Use 3-512 letters, digits, dots, dashes or underscores, starting and ending "
             "with a letter or digit.",
         ) from None
+    load_app(settings)  # the app's modules, as every command sees them
     progress = Progress(
         TextColumn("[bold]ingest[/]"),
         BarColumn(),

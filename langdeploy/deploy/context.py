@@ -214,7 +214,11 @@ def check_no_secrets_in_app_config(app_dir: Path | None) -> None:
         )
 
 
-def build_context(settings: Settings, *, gpu: bool = False) -> DeployContext:
+def build_context(
+    settings: Settings, *, gpu: bool = False, needs: frozenset[str] = frozenset()
+) -> DeployContext:
+    """What the templates see. ``needs`` is what the served chains need beside the app, as
+    their specs declare it (``AppRuntime.needs()``: {"chroma"} for rag and chains on it)."""
     check_no_secrets_in_app_config(settings.app.dir)
     env = runtime_env(settings)
     model = _model_source(settings)
@@ -224,13 +228,9 @@ def build_context(settings: Settings, *, gpu: bool = False) -> DeployContext:
     env["LANGDEPLOY_MODEL__NAME"] = model.name
     if settings.model.backend == "openai":
         env["LANGDEPLOY_MODEL__API_KEY_FILE"] = f"{SECRETS_DIR}/model-api-key"
-    # A Chroma server shared by the replicas: for the rag chain, or chains built on it
-    # (deploy.chroma = true in an app whose own chain retrieves).
-    rag = (
-        settings.deploy.chroma
-        if settings.deploy.chroma is not None
-        else ("rag" in settings.server.chains)
-    )
+    # A Chroma server shared by the replicas, when a served chain needs one (deploy.chroma
+    # overrides that either way).
+    rag = settings.deploy.chroma if settings.deploy.chroma is not None else "chroma" in needs
     if rag:
         env["LANGDEPLOY_RETRIEVAL__MODE"] = "server"
         env["LANGDEPLOY_RETRIEVAL__HOST"] = f"{settings.deploy.name}-chroma"

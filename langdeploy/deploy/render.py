@@ -70,11 +70,13 @@ def render_template(name: str, ctx: DeployContext, **extra: Any) -> str:
     return template_env().get_template(name).render(**ctx.as_template_vars(), **extra)
 
 
-def render_files(settings: Settings, target: str, *, gpu: bool = False) -> dict[str, str]:
+def render_files(
+    settings: Settings, target: str, *, gpu: bool = False, needs: frozenset[str] = frozenset()
+) -> dict[str, str]:
     """The files of ``target`` for these settings, in memory."""
     spec = deploy_targets.get(target)
     _check_gpu(spec, gpu)
-    ctx = build_context(settings, gpu=gpu)
+    ctx = build_context(settings, gpu=gpu, needs=needs)
     return spec.render(ctx)
 
 
@@ -99,8 +101,10 @@ def render(
     out: Path | None = None,
     *,
     gpu: bool = False,
+    needs: frozenset[str] = frozenset(),
 ) -> tuple[Path, list[str]]:
-    """Render ``target`` into ``out`` (which must not exist or be empty). Returns (dir, files)."""
+    """Render ``target`` into ``out`` (which must not exist or be empty). Returns (dir, files).
+    ``needs``: what the served chains need beside the app (``AppRuntime.needs()``)."""
     spec = deploy_targets.get(target)
     _check_gpu(spec, gpu)
     out = (out or default_out_dir(settings, target)).resolve()
@@ -115,7 +119,7 @@ def render(
             "files.",
             fix="Remove it, or pass another --out directory.",
         )
-    ctx = build_context(settings, gpu=gpu)
+    ctx = build_context(settings, gpu=gpu, needs=needs)
     ctx.extra["out_dir"] = out
     files = spec.render(ctx)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -439,12 +439,14 @@ def run_bbq(
     probes: list[Probe],
     cache: ResultCache,
     *,
+    through: str = "chat",
     max_tokens: int = 8,
     progress: ProgressFn | None = None,
 ) -> list[ProbeAnswer]:
-    """Ask every probe through the chat chain; greedy and short, so the answers are stable."""
+    """Ask every probe through the chain ``through`` (a conversation chain); greedy and short,
+    so the answers are stable."""
     # Greedy whatever --temperature says: the probes are meant to be deterministic.
-    chain = cand.chain("chat", max_tokens=max_tokens, temperature=0.0)
+    chain = cand.chain(through, max_tokens=max_tokens, temperature=0.0)
     out = []
     for probe in probes:
         messages = [
@@ -454,6 +456,7 @@ def run_bbq(
         key = cache_key(
             kind="bbq",
             model=cand.name,
+            chain=through,
             identity=cand.identity,
             probe=probe.model_dump(mode="json"),
             params={**cand.params(), "max_tokens": max_tokens, "temperature": 0.0},
@@ -471,12 +474,13 @@ def run_swaps(
     cache: ResultCache,
     lexicons: Lexicons,
     *,
+    through: str = "chat",
     max_tokens: int | None = None,
     progress: ProgressFn | None = None,
 ) -> list[SwapAnswer]:
     # The run's own answer length, capped: a sentence is enough to read tone and refusals.
     max_tokens = min(max_tokens or cand.settings.model.max_tokens, 32)
-    chain = cand.chain("chat", max_tokens=max_tokens, temperature=0.0)
+    chain = cand.chain(through, max_tokens=max_tokens, temperature=0.0)
     out = []
     for template in templates:
         for group in template.groups:
@@ -484,6 +488,7 @@ def run_swaps(
             key = cache_key(
                 kind="swap",
                 model=cand.name,
+                chain=through,
                 identity=cand.identity,
                 prompt=prompt,
                 params={**cand.params(), "max_tokens": max_tokens, "temperature": 0.0},

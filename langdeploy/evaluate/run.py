@@ -30,6 +30,7 @@ from langdeploy.evaluate.runner import (
 )
 from langdeploy.evaluate.seams import GuardCheck, find_embedder, find_guard_check
 from langdeploy.models import catalog
+from langdeploy.runtime import AppRuntime, load_app
 from langdeploy.settings import Settings
 
 CACHE_FILE = "cache.jsonl"
@@ -72,8 +73,12 @@ def _sha256(path: Path) -> str:
 
 
 def run_eval(
-    config: EvalConfig, settings: Settings, progress: Progress | None = None
+    config: EvalConfig, app: AppRuntime | Settings, progress: Progress | None = None
 ) -> dict[str, Any]:
+    """Evaluate ``config.models`` through ``config.chain`` of the app (its own chains and
+    guards.yaml included)."""
+    runtime = app if isinstance(app, AppRuntime) else load_app(app)
+    settings = runtime.settings
     progress = progress or Progress()
     if not config.models:
         raise InputError("No model to evaluate.", fix="Pass --model NAME (once per candidate).")
@@ -81,6 +86,7 @@ def run_eval(
         raise InputError(f"--repeat is {config.repeat}.", fix="Pass --repeat 1 or more.")
     if len(set(config.models)) != len(config.models):
         raise InputError("A model is listed twice.", fix="Give each --model once.")
+    runtime.spec(config.chain)  # an unknown chain fails now, naming the app's chains
     examples = load_dataset(config.dataset)
     for name in config.models:
         # A misspelt second model should fail now, not after the first one has run.
@@ -105,7 +111,7 @@ def run_eval(
     guard_check: GuardCheck | None = config.guard_check
     guard_note = ""
     if guard_check is None:
-        guard_check, guard_note = find_guard_check(settings, config.chain)
+        guard_check, guard_note = find_guard_check(runtime, config.chain)
 
     config.out_dir.mkdir(parents=True, exist_ok=True)
     cache = ResultCache(config.out_dir / CACHE_FILE if config.use_cache else None)
@@ -121,7 +127,7 @@ def run_eval(
         candidates.append(
             load_candidate(
                 name,
-                settings,
+                runtime,
                 temperature=config.temperature,
                 max_tokens=config.max_tokens,
                 seed=config.seed,
@@ -153,11 +159,16 @@ def run_eval(
         }
 
     bias_out: dict[str, Any] | None = None
+    bias_chain = runtime.conversation_chain(config.chain)
     if probes is not None and templates is not None and lexicons is not None:
         bias_out = {"probes": str(config.probes or "shipped"), "models": {}}
         for cand in candidates:
-            answers = bias_mod.run_bbq(cand, probes, cache, progress=progress.advance)
-            swaps = bias_mod.run_swaps(cand, templates, cache, lexicons, progress=progress.advance)
+            answers = bias_mod.run_bbq(
+                cand, probes, cache, through=bias_chain, progress=progress.advance
+            )
+            swaps = bias_mod.run_swaps(
+                cand, templates, cache, lexicons, through=bias_chain, progress=progress.advance
+            )
             bias_out["models"][cand.name] = {
                 "bbq": bias_mod.bbq_scores(answers),
                 "counterfactual": bias_mod.swap_scores(swaps),

@@ -1,7 +1,7 @@
 """Run candidate models through one chain over a dataset, time every answer, score it, aggregate.
 
 Each candidate is a catalog name or a .gguf path, built once with ``build_model(..., shared=True)``
-and driven through the chain the app would serve (``chain_registry``), so the eval measures what
+and driven through the chain the app would serve (``AppRuntime.build_chain``), so the eval measures what
 production runs. Latency comes from streaming: time to first token, total time, and decode speed.
 Generations are cached per (model, example, repeat, params); a cached row is marked ``cached`` and
 its latency is kept apart, never reported as a fresh measurement.
@@ -20,7 +20,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel
 
-from langdeploy.chains.registry import ChainContext, chain_registry
+from langdeploy.chains.registry import ChainContext
 from langdeploy.errors import InputError, LangdeployError
 from langdeploy.evaluate.cache import ResultCache, cache_key
 from langdeploy.evaluate.dataset import Example
@@ -29,6 +29,7 @@ from langdeploy.evaluate.seams import GuardCheck
 from langdeploy.models import catalog
 from langdeploy.models.factory import ModelHandle, build_model
 from langdeploy.models.messages import message_text
+from langdeploy.runtime import AppRuntime
 from langdeploy.settings import Settings
 
 ProgressFn = Callable[[str], None]
@@ -41,6 +42,7 @@ class Candidate:
     name: str
     handle: ModelHandle
     settings: Settings
+    app: AppRuntime
     card: dict[str, Any]
     identity: str
     warmed: bool = False
@@ -72,7 +74,8 @@ class Candidate:
             count_tokens=self.handle.count_tokens,
             n_ctx=self.handle.n_ctx,
         )
-        return chain_registry.get(chain_name).factory(ctx)
+        # The app's chain as the app builds it (its retrieval guards included).
+        return self.app.build_chain(chain_name, ctx)
 
     def params(self) -> dict[str, Any]:
         m = self.settings.model
@@ -91,13 +94,14 @@ class Candidate:
 
 def load_candidate(
     name: str,
-    settings: Settings,
+    app: AppRuntime,
     *,
     temperature: float,
     max_tokens: int | None = None,
     seed: int | None = None,
 ) -> Candidate:
     """Build and load one candidate; its settings are the app's with the model swapped in."""
+    settings = app.settings
     update: dict[str, Any] = {"name": name, "temperature": temperature}
     if max_tokens is not None:
         update["max_tokens"] = max_tokens
@@ -116,6 +120,7 @@ def load_candidate(
         name=name,
         handle=handle,
         settings=settings.model_copy(update={"model": model_settings}),
+        app=app,
         card=card,
         identity=identity,
     )

@@ -1,38 +1,25 @@
 """Seams to parts other layers provide: guard checks on outputs and an offline embedder.
 
-Both are optional. When absent, the report says "n/a" (guards) or "unavailable" (embedding)
-with the reason, instead of a made-up number.
-
 - A guard check is any callable ``(output_text) -> list of violated guard names``.
 - An embedder is any object with LangChain's ``embed_documents(texts) -> vectors``.
 
-Pass either to ``EvalConfig`` from Python. Otherwise they are built, when those packages are in
-this build, from the same settings the server uses:
-
-- embedder: ``langdeploy.retrieval.embeddings.build_embedder(settings.retrieval)`` (its
-  ``embed(texts)`` is adapted to ``embed_documents``);
-- guards: the output pipeline of ``langdeploy.guards.config.build_chain_guards`` for the chain
-  under evaluation, from ``settings.guards.config`` (or the built-in defaults).
+Pass either to ``EvalConfig`` from Python. Otherwise they come from the app being evaluated: the
+output guards the server would run on the chain (the app's guards.yaml, the chain's guard
+profile), and the embedder of ``settings.retrieval``. The report says "n/a" with the reason only
+when a part is switched off or its optional extra is not installed; any other failure is an
+error, never a silent "n/a".
 """
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from langdeploy.evaluate.metrics import Embedder
+from langdeploy.runtime import AppRuntime
 
 GuardCheck = Callable[[str], list[str]]
-
-
-def _module(name: str) -> tuple[Any, str]:
-    try:
-        return importlib.import_module(name), ""
-    except ImportError as exc:
-        if exc.name == name:
-            return None, f"{name} is not in this build"
-        return None, f"{name} could not be imported ({exc})"
 
 
 class _EmbedAdapter:
@@ -47,43 +34,20 @@ class _EmbedAdapter:
 
 
 def find_embedder(settings: Any) -> tuple[Embedder | None, str]:
-    """The offline embedder from retrieval/, or None and why not. Nothing loads until used."""
-    mod, why = _module("langdeploy.retrieval.embeddings")
-    if mod is None:
-        return None, why
-    retrieval = getattr(settings, "retrieval", None)
-    build = getattr(mod, "build_embedder", None)
-    if retrieval is None or build is None:
-        return None, "this build's retrieval settings have no embedder"
-    try:
-        embedder = build(retrieval)
-    except Exception as exc:  # an embedder that cannot be built must not stop the eval
-        return None, f"the offline embedder could not be built: {exc}"
-    if hasattr(embedder, "embed_documents"):
-        return embedder, ""
-    return _EmbedAdapter(embedder), ""
+    """The app's embedder (nothing loads until used), or None and why not."""
+    from langdeploy.retrieval.embeddings import build_embedder
+
+    retrieval = settings.retrieval
+    if retrieval.embedder == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+        return None, "the offline embedder needs the rag extra: pip install 'langdeploy[rag]'"
+    return _EmbedAdapter(build_embedder(retrieval)), ""
 
 
-def find_guard_check(settings: Any, chain: str) -> tuple[GuardCheck | None, str]:
+def find_guard_check(app: AppRuntime, chain: str) -> tuple[GuardCheck | None, str]:
     """The output guards the server would run on ``chain``, as a check, or None and why not."""
-    mod, why = _module("langdeploy.guards.config")
-    if mod is None:
-        return None, why
-    guards = getattr(settings, "guards", None)
-    if guards is not None and not getattr(guards, "enabled", True):
+    if not app.settings.guards.enabled:
         return None, "guards are disabled (guards.enabled = false)"
-    try:
-        source = getattr(guards, "config", None)
-        config = mod.load_guards_file(source)
-        pipelines = mod.build_chain_guards(
-            config,
-            chain,
-            source=source or "defaults",
-            context={"system_prompt": settings.model.system_prompt},
-        )
-    except Exception as exc:
-        return None, f"the guards could not be built: {exc}"
-    output = pipelines.output
+    output = app.chain_guards(chain).output
     if not output:
         return None, f"no output guard is configured for the {chain!r} chain"
 

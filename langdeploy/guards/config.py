@@ -69,12 +69,16 @@ def _entry(guard: str, action: Action | None = None, **options: Any) -> GuardEnt
     return GuardEntry(guard=guard, action=action, options=options)
 
 
-def default_entries(chain: str, stage: Stage) -> list[GuardEntry]:
-    """Defaults: the full set for chat; for chains that take documents (summarize, rag, ...),
-    injection only warns on input, since a document may quote instructions legitimately."""
+Profile = Literal["chat", "document"]
+
+
+def default_entries(profile: Profile, stage: Stage) -> list[GuardEntry]:
+    """Defaults by a chain's guard profile (declared on its ChainSpec): the full set for a chat;
+    for chains that take documents (summarize, rag, ...), injection only warns on input, since a
+    document may quote instructions legitimately."""
     if stage == "retrieval":
         return [_entry("invisible_text"), _entry("prompt_injection")]
-    if chain == "chat":
+    if profile == "chat":
         if stage == "input":
             return [
                 _entry("length"),
@@ -208,8 +212,10 @@ def build_chain_guards(
     source: Path | str = "guards.yaml",
     observer: Observer | None = None,
     context: dict[str, Any] | None = None,
+    profile: Profile = "document",
 ) -> ChainGuards:
-    """The input, output and retrieval pipelines for ``chain``."""
+    """The input, output and retrieval pipelines for ``chain``; stages the file leaves out get
+    the defaults of the chain's guard ``profile``."""
     per_chain = config.chains.get(chain)
     pipelines: dict[str, GuardPipeline] = {}
     for stage in ("input", "output", "retrieval"):
@@ -218,7 +224,7 @@ def build_chain_guards(
         if entries is None:
             entries, where = getattr(config, stage), stage
         if entries is None:
-            entries = default_entries(chain, stage) if config.defaults else []
+            entries = default_entries(profile, stage) if config.defaults else []
             where = f"(default {stage} guards)"
         guards = [
             build_guard(e, stage, f"{where}[{i}]", source, context)
@@ -231,13 +237,3 @@ def build_chain_guards(
         restore = bool(config.restore_redactions)
     pipelines["output"].restore = restore
     return ChainGuards(pipelines["input"], pipelines["output"], pipelines["retrieval"])
-
-
-def validate_chain_names(config: GuardsFile, known: list[str], source: Path | str) -> None:
-    for name in config.chains:
-        if name not in known:
-            raise ConfigError(
-                f"{source}: chains.{name}: no chain {name!r} is served here "
-                f"(served: {', '.join(known)}).",
-                fix="Fix the chain name or add it to server.chains.",
-            )

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from dataclasses import replace as respan
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
@@ -34,6 +34,8 @@ from langdeploy.guards.base import (
     Violation,
     merge_findings,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -192,19 +194,33 @@ class GuardPipeline:
     def documents(
         self, docs: list[Document], ctx: GuardContext | None = None
     ) -> tuple[list[Document], list[Violation]]:
-        """Retrieval stage: drop documents a ``block`` guard flags, redact the rest. A poisoned
+        """Retrieval stage on LangChain documents; see :meth:`filter_items`."""
+        return self.filter_items(
+            docs,
+            lambda d: d.page_content,
+            lambda d, text: d.model_copy(update={"page_content": text}),
+            ctx,
+        )
+
+    def filter_items(
+        self,
+        items: list[T],
+        text_of: Callable[[T], str],
+        with_text: Callable[[T, str], T],
+        ctx: GuardContext | None = None,
+    ) -> tuple[list[T], list[Violation]]:
+        """Retrieval stage: drop items a ``block`` guard flags, redact the rest. A poisoned
         document is removed rather than failing the whole request."""
         ctx = self._ctx(ctx)
-        kept: list[Document] = []
+        kept: list[T] = []
         violations: list[Violation] = []
-        for doc in docs:
-            result = self.run(doc.page_content, ctx)
+        for item in items:
+            text = text_of(item)
+            result = self.run(text, ctx)
             violations += result.violations
             if not result.allowed:
                 continue
-            if result.text != doc.page_content:
-                doc = doc.model_copy(update={"page_content": result.text})
-            kept.append(doc)
+            kept.append(with_text(item, result.text) if result.text != text else item)
         return kept, violations
 
 

@@ -1,4 +1,4 @@
-"""create_app(settings) -> FastAPI: every enabled chain at /{name} through LangServe.
+"""create_app(runtime) -> FastAPI: every served chain at /{name} through LangServe.
 
 Layers, outermost first: Starlette's error boundary, request ids, then the routes. The model loads
 once, in the background at start-up, so /healthz answers at once and /readyz turns 200 when the
@@ -8,9 +8,7 @@ model is ready; chain routes answer 503 with Retry-After until then.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,9 +22,9 @@ from sse_starlette.sse import AppStatus
 from starlette.concurrency import run_in_threadpool
 
 from langdeploy import __version__
-from langdeploy.chains.registry import ChainContext, chain_registry
-from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError
-from langdeploy.models.factory import ModelHandle, build_model
+from langdeploy.errors import LangdeployError
+from langdeploy.models.factory import ModelHandle
+from langdeploy.runtime import AppRuntime, load_app
 from langdeploy.serve.admission import AdmissionLimit
 from langdeploy.serve.errors import error_body, install_error_handlers
 from langdeploy.serve.guarding import install_guards
@@ -37,48 +35,19 @@ from langdeploy.settings import Settings
 log = logging.getLogger("langdeploy.serve")
 
 
-def import_app_modules(settings: Settings) -> None:
-    """Import the app's own modules so their chains register (``app.modules`` in settings)."""
-    if settings.app.dir is not None and str(settings.app.dir) not in sys.path:
-        sys.path.insert(0, str(settings.app.dir))
-    for name in settings.app.modules:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(
-                f"The app module {name!r} (app.modules in langdeploy.toml) failed to import: {exc}",
-                fix="Check the module name and that the app directory is on the path.",
-            ) from None
-        hook = getattr(module, "register_chains", None)
-        if hook is not None:
-            hook(lambda spec, **kw: chain_registry.register(spec, replace=True, **kw))
-
-
 def create_app(
-    settings: Settings,
+    app: AppRuntime | Settings,
     model: ModelHandle | None = None,
     *,
     extras: dict[str, Any] | None = None,
 ) -> FastAPI:
-    """Build the app. ``model`` lets a caller (tests, eval) pass an already loaded model."""
-    import_app_modules(settings)
-    handle = model or build_model(settings.model)
-
-    # Fail at start-up, not on the first request, when a chain name is wrong.
-    specs = []
-    for name in _chain_names(settings):
-        try:
-            specs.append(chain_registry.get(name))
-        except UnknownNameError as exc:
-            raise ConfigError(
-                str(exc),
-                fix="Fix server.chains (LANGDEPLOY_SERVER__CHAINS) or register the chain.",
-            ) from None
-    if not specs:
-        raise ConfigError(
-            "server.chains is empty, so there is nothing to serve.",
-            fix="Set LANGDEPLOY_SERVER__CHAINS=chat (or list several chains).",
-        )
+    """Build the app from its runtime (or from settings, through ``load_app``). ``model`` lets a
+    caller (tests, eval) pass an already loaded model."""
+    runtime = app if isinstance(app, AppRuntime) else load_app(app)
+    settings = runtime.settings
+    handle = model or runtime.model()
+    specs = runtime.served_specs()
+    runtime.check_served_guards()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,19 +63,19 @@ def create_app(
             if task is not None and not task.done():
                 task.cancel()
 
-    app = FastAPI(
+    api = FastAPI(
         title="langdeploy",
         version=__version__,
         description="Guarded LangChain chains served by LangServe.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.model = handle
-    app.state.chain_paths = {spec.name: f"/{spec.name}" for spec in specs}
-    install_error_handlers(app)
-    app.add_middleware(AdmissionLimit, limit=lambda: handle.capacity)
+    api.state.settings = settings
+    api.state.model = handle
+    api.state.chain_paths = {spec.name: f"/{spec.name}" for spec in specs}
+    install_error_handlers(api)
+    api.add_middleware(AdmissionLimit, limit=lambda: handle.capacity)
 
-    @app.middleware("http")
+    @api.middleware("http")
     async def request_id(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
@@ -120,41 +89,35 @@ def create_app(
         # Refuse before a stream's 200 goes out: loading -> 503, queue full -> 429.
         handle.check_admission()
 
-    ctx = ChainContext(
-        settings=settings,
-        model=handle.chat_model,
-        count_tokens=handle.count_tokens,
-        n_ctx=handle.n_ctx,
-        extras=dict(extras or {}),
-    )
     disabled = [] if settings.server.playground else ["playground"]
-    guards = install_guards(app, settings, handle.count_tokens, [spec.name for spec in specs])
-    ctx.extras.setdefault("guards", guards)  # a chain's retrieval guards: .chains[name].retrieval
+    guards = install_guards(api, runtime, handle.count_tokens)
     runnables: dict[str, Runnable[Any, Any]] = {}
     for spec in specs:
+        ctx = runtime.chain_context(handle, extras=extras)
         # Each chain gets its own retrieval guards (used by rag and chains built on it).
-        ctx.extras["retrieval_guard"] = (extras or {}).get(
-            "retrieval_guard"
-        ) or guards.retrieval_guard(spec.name)
-        runnable = StreamErrorBoundary(guards.wrap(spec.name, spec.factory(ctx)))
+        if ctx.extras.get("retrieval_guard") is None:
+            ctx.extras["retrieval_guard"] = guards.retrieval_guard(spec.name)
+        runnable = StreamErrorBoundary(guards.wrap(spec.name, runtime.build_chain(spec.name, ctx)))
         runnables[spec.name] = runnable
         add_routes(
-            app,
+            api,
             runnable,
             path=f"/{spec.name}",
-            playground_type=spec.playground_type,
+            playground_type=spec.playground_type or "default",
             dependencies=[Depends(admission), *guards.dependencies(spec.name)],
             disabled_endpoints=disabled or None,  # type: ignore[arg-type]
         )
 
-    app.state.runnables = runnables
-    if settings.server.openai_api and "chat" in runnables:
-        # The same Runnable as /chat, so OpenAI clients get the same guards.
-        app.include_router(
-            build_router(runnables["chat"], handle.name), dependencies=[Depends(admission)]
+    api.state.runnables = runnables
+    # /v1/chat/completions: the first served chain whose spec asks for it (chat, or an app chain
+    # built on it), through the same Runnable as its LangServe routes, so the same guards.
+    openai_chain = next((spec.name for spec in specs if spec.openai_route), None)
+    if settings.server.openai_api and openai_chain is not None:
+        api.include_router(
+            build_router(runnables[openai_chain], handle.name), dependencies=[Depends(admission)]
         )
 
-    @app.get("/", tags=["meta"])
+    @api.get("/", tags=["meta"])
     async def index() -> dict[str, Any]:
         return {
             "name": "langdeploy",
@@ -169,20 +132,24 @@ def create_app(
                     "stream": f"/{spec.name}/stream",
                     "batch": f"/{spec.name}/batch",
                     "input_schema": f"/{spec.name}/input_schema",
+                    "sample_input": spec.sample_input,
                     "playground": f"/{spec.name}/playground/"
                     if settings.server.playground
                     else None,
                 }
                 for spec in specs
             ],
-            "openai": "/v1/chat/completions" if "chat" in runnables else None,
+            "openai": "/v1/chat/completions"
+            if settings.server.openai_api and openai_chain is not None
+            else None,
+            "openai_chain": openai_chain,
         }
 
-    @app.get("/healthz", tags=["meta"])
+    @api.get("/healthz", tags=["meta"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["meta"])
+    @api.get("/readyz", tags=["meta"])
     async def readyz() -> JSONResponse:
         # An upstream probe does network I/O: keep it off the event loop.
         if await run_in_threadpool(lambda: handle.ready):
@@ -195,17 +162,7 @@ def create_app(
             headers={"Retry-After": "2"},
         )
 
-    return app
-
-
-def _chain_names(settings: Settings) -> list[str]:
-    """server.chains, plus rag when a collection is configured or exists (retrieval.serve)."""
-    from langdeploy.chains.rag import serve_by_default
-
-    names = list(settings.server.chains)
-    if "rag" not in names and serve_by_default(settings):
-        names.append("rag")
-    return names
+    return api
 
 
 def _load(handle: ModelHandle) -> None:

@@ -36,16 +36,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from langdeploy.errors import ConfigError, LangdeployError
 from langdeploy.guards.base import GuardrailViolation
-from langdeploy.guards.config import (
-    ChainGuards,
-    GuardsFile,
-    build_chain_guards,
-    load_guards_file,
-    validate_chain_names,
-)
+from langdeploy.guards.config import ChainGuards
 from langdeploy.guards.guarded import GuardedRunnable
 from langdeploy.guards.pipeline import GuardEvent, collect_texts, sha256
-from langdeploy.settings import Settings
+from langdeploy.runtime import AppRuntime
 
 log = logging.getLogger("langdeploy.serve")
 audit_log = logging.getLogger("langdeploy.guards.audit")
@@ -104,42 +98,27 @@ class AuditLog:
 
 
 class GuardRuntime:
-    """The guards of one app: pipelines per chain, the audit log and the metrics."""
+    """The served chains' guards: pipelines per chain (from the app runtime), the audit log and
+    the metrics."""
 
     def __init__(
         self,
-        settings: Settings,
+        app: AppRuntime,
         count_tokens: Callable[[str], int],
-        chains: list[str],
         registry: CollectorRegistry,
     ) -> None:
-        self.settings = settings
-        self.enabled = settings.guards.enabled
+        self.app = app
+        self.enabled = app.settings.guards.enabled
         self.count_tokens = count_tokens
-        self.source = guards_config_path(settings)
-        self.config: GuardsFile = load_guards_file(self.source)
-        validate_chain_names(self.config, chains, self.source or "guards.yaml")
-        self.audit = AuditLog(settings.guards.audit_log)
+        self.audit = AuditLog(app.settings.guards.audit_log)
         self.violations = Counter(
             "langdeploy_guard_violations",
             "Guard violations, by chain, stage, guard and action.",
             ["chain", "stage", "guard", "action"],
             registry=registry,
         )
-        self.context = {
-            "system_prompt": settings.model.system_prompt,
-            # The input may use the context minus the room kept for the answer.
-            "max_tokens": max(64, settings.model.n_ctx - settings.model.max_tokens),
-        }
         self.chains: dict[str, ChainGuards] = {
-            name: build_chain_guards(
-                self.config,
-                name,
-                source=self.source or "guards.yaml",
-                observer=self.observe,
-                context=self.context,
-            )
-            for name in chains
+            name: app.chain_guards(name, observer=self.observe) for name in app.served
         }
 
     def observe(self, event: GuardEvent) -> None:
@@ -174,25 +153,8 @@ class GuardRuntime:
         )
 
     def retrieval_guard(self, chain: str) -> Callable[[list[Any]], list[Any]] | None:
-        """The chain's retrieval guards as the rag chain's seam: chunks in (anything with a
-        ``text`` field, e.g. RetrievedChunk), the allowed ones out, redacted where needed.
-        A chunk a blocking guard flags (indirect prompt injection) is dropped, not fatal."""
-        if not self.enabled or not self.chains[chain].retrieval:
-            return None
-        pipeline = self.chains[chain].retrieval
-
-        def guard(chunks: list[Any]) -> list[Any]:
-            kept = []
-            for chunk in chunks:
-                result = pipeline.run(chunk.text)
-                if not result.allowed:
-                    continue
-                if result.text != chunk.text:
-                    chunk = dataclasses.replace(chunk, text=result.text)
-                kept.append(chunk)
-            return kept
-
-        return guard
+        """The chain's retrieval guards, their violations counted and audited like the others."""
+        return self.app.retrieval_guard(chain, observer=self.observe)
 
     def dependencies(self, chain: str) -> list[Any]:
         """A route dependency that runs a stream's input guards before the stream starts."""
@@ -233,19 +195,6 @@ def _record_stream_violation(exc: LangdeployError) -> bool:
         return False  # not inside a request: let the caller see the exception
     scope.violation = exc
     return True
-
-
-def guards_config_path(settings: Settings) -> Path | None:
-    if settings.guards.config is not None:
-        return settings.guards.config
-    if settings.app.dir is not None:
-        for candidate in (
-            settings.app.dir / "guards" / "guards.yaml",
-            settings.app.dir / "guards.yaml",
-        ):
-            if candidate.is_file():
-                return candidate
-    return None
 
 
 _END_EVENT = re.compile(rb"(?m)^event: end(\r?\n)")
@@ -303,15 +252,15 @@ class GuardStreamMiddleware:
 
 
 def install_guards(
-    app: FastAPI, settings: Settings, count_tokens: Callable[[str], int], chains: list[str]
+    app: FastAPI, runtime: AppRuntime, count_tokens: Callable[[str], int]
 ) -> GuardRuntime:
     """Build the guards of every chain, add the stream layer and ``/metrics``."""
     registry = getattr(app.state, "metrics_registry", None)
     if registry is None:
         registry = CollectorRegistry()
         app.state.metrics_registry = registry
-    runtime = GuardRuntime(settings, count_tokens, chains, registry)
-    app.state.guards = runtime
+    guards = GuardRuntime(runtime, count_tokens, registry)
+    app.state.guards = guards
     app.add_middleware(GuardStreamMiddleware)
     if not any(getattr(r, "path", None) == "/metrics" for r in app.router.routes):
 
@@ -319,4 +268,4 @@ def install_guards(
         async def metrics() -> Response:
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return runtime
+    return guards

@@ -4,11 +4,12 @@ flag a leak, and the offline embedder scores related texts above unrelated ones.
 from __future__ import annotations
 
 from langdeploy.evaluate.seams import find_embedder, find_guard_check
+from langdeploy.runtime import load_app
 from langdeploy.settings import Settings
 
 
 def test_guard_seam_runs_the_chains_output_guards(settings: Settings) -> None:
-    check, why = find_guard_check(settings, "chat")
+    check, why = find_guard_check(load_app(settings), "chat")
     assert check is not None and why == ""
     assert check("Write to ada@example.com for access.") == ["pii:email"]
     assert check("The meeting is on Tuesday.") == []
@@ -18,7 +19,7 @@ def test_guard_seam_says_why_when_guards_are_off(settings: Settings) -> None:
     off = settings.model_copy(
         update={"guards": settings.guards.model_copy(update={"enabled": False})}
     )
-    check, why = find_guard_check(off, "chat")
+    check, why = find_guard_check(load_app(off), "chat")
     assert check is None and why
 
 

@@ -86,7 +86,7 @@ def test_bad_guard_entries_name_file_and_key(
 
 
 def test_defaults_app_level_and_per_chain(tmp_path: Path) -> None:
-    defaults = build_chain_guards(GuardsFile(), "chat")
+    defaults = build_chain_guards(GuardsFile(), "chat", profile="chat")
     assert [g.name for g in defaults.input.guards][:2] == ["length", "prompt_injection"]
     assert "system_prompt_leak" in [g.name for g in defaults.output.guards]
     summarize = build_chain_guards(GuardsFile(), "summarize")
@@ -98,7 +98,7 @@ def test_defaults_app_level_and_per_chain(tmp_path: Path) -> None:
         "      - guard: pii\n        enabled: false\n",
     )
     config = load_guards_file(path)
-    chat = build_chain_guards(config, "chat", source=path)
+    chat = build_chain_guards(config, "chat", source=path, profile="chat")
     assert [g.name for g in chat.input.guards] == ["secrets"] and chat.output.restore
     other = build_chain_guards(config, "summarize", source=path)
     assert [g.instance_name for g in other.input.guards] == ["my_pii"]

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -33,6 +34,8 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "extract": {"text": "Hi, this is Jane Doe from Acme Corp, jane@acme.com."},
     "rag": {"question": "When does the library open on Saturdays?"},
 }
+# One eval example: every template's chain takes one text (a message, a document, a question).
+EVAL_INPUT = "The council voted to build a library by the river. It opens in May."
 
 
 def app_env(max_tokens: int) -> dict[str, str]:
@@ -109,6 +112,54 @@ def add_readme_chain(app_dir: Path) -> str:
     return "shout"
 
 
+def langdeploy(app_dir: Path, env: dict[str, str], *args: str, stdin: str = "") -> str:
+    """A langdeploy command run inside the app directory; it must succeed."""
+    done = subprocess.run(
+        [str(BIN / "langdeploy"), *args],
+        cwd=app_dir,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert done.returncode == 0, f"langdeploy {' '.join(args)}:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def check_app_commands(app_dir: Path, chain: str, env: dict[str, str]) -> None:
+    """guards and eval see the app: its own guard from guards.yaml, its own chain."""
+    listed = json.loads(langdeploy(app_dir, env, "guards", "list", "--json"))
+    assert "banned_words" in {g["name"] for g in listed}
+    texts = ["Tell me about project-x.", "What time is it?"]
+    stdin = "".join(json.dumps({"text": t}) + "\n" for t in texts)
+    blocked, passed = map(
+        json.loads, langdeploy(app_dir, env, "guards", "scan", stdin=stdin).splitlines()
+    )
+    assert not blocked["allowed"] and blocked["violations"][0]["guard"] == "banned_words"
+    assert passed["allowed"]
+
+    data = app_dir / "mini.jsonl"
+    data.write_text(json.dumps({"input": EVAL_INPUT, "expected": "x"}) + "\n")
+    out = app_dir / "eval-out"
+    langdeploy(app_dir, env, "eval", str(data), "--chain", chain, "-m", "smollm2-135m",
+               "--max-tokens", "16", "--out", str(out), "--no-cache")  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    assert results["chain"] == chain
+    assert results["unavailable"]["guards"] is None  # the app's output guards were found
+
+
+def check_bench(app_dir: Path, url: str, chain: str, env: dict[str, str]) -> None:
+    """`langdeploy bench --chain <the app's chain>` needs no other flag: its input comes from the
+    chain's spec (inherited from the built-in chain it extends)."""
+    out = app_dir / "bench.json"
+    langdeploy(app_dir, env, "bench", "--url", url, "--chain", chain, "--requests", "2",
+               "--concurrency", "1", "--out", str(out))  # fmt: skip
+    data = json.loads(out.read_text())
+    assert data["summary"]["errors"] == 0, data
+    assert all(r["ttft_s"] is not None and r["tokens"] >= 1 for r in data["requests"]), data
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("installed", sorted(REQUESTS), indirect=True)
 def test_generated_app_tests_pass_and_it_serves(installed: Path) -> None:
@@ -134,6 +185,8 @@ def test_generated_app_tests_pass_and_it_serves(installed: Path) -> None:
     assert " passed" in tests.stdout and "failed" not in tests.stdout
     assert "skipped" not in tests.stdout, tests.stdout
 
+    check_app_commands(app_dir, spec.chain, env)
+
     extra = add_readme_chain(app_dir) if spec.name == "chat" else None
     proc, url = serve(app_dir, env)
     try:
@@ -141,6 +194,7 @@ def test_generated_app_tests_pass_and_it_serves(installed: Path) -> None:
         body = {"input": REQUESTS[spec.name]}
         response = httpx.post(f"{url}/{spec.chain}/invoke", json=body, timeout=180)
         assert response.status_code == 200, response.text
+        check_bench(app_dir, url, spec.chain, env)
         if extra is not None:
             shouted = httpx.post(f"{url}/{extra}/invoke", json=body, timeout=180)
             assert shouted.status_code == 200, shouted.text
