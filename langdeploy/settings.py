@@ -140,6 +140,12 @@ class ServerSettings(_Section):
         True, description="Serve the chat chain at /v1/chat/completions for OpenAI clients."
     )
     playground: bool = Field(True, description="Serve the LangServe playground pages.")
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest request body accepted; a larger one gets 413 before it is parsed.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Log level."
     )

@@ -14,7 +14,15 @@ from langdeploy.settings import Settings, load_settings
 from tests.servers import UvicornThread
 
 # Deterministic, short answers keep the suite fast; the assertions never depend on wording.
-TEST_MODEL = {"temperature": 0.0, "max_tokens": 24, "seed": 7, "n_ctx": 2048}
+# queue_timeout_s at its bound: a busy machine may take minutes to reach a map-reduce's last
+# piece, and a test must not fail for being slow; only a hang should.
+TEST_MODEL = {
+    "temperature": 0.0,
+    "max_tokens": 24,
+    "seed": 7,
+    "n_ctx": 2048,
+    "queue_timeout_s": 3600,
+}
 
 
 @pytest.fixture(scope="session")

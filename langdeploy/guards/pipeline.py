@@ -16,6 +16,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from dataclasses import replace as respan
 from typing import Any, TypeVar
@@ -36,6 +37,21 @@ from langdeploy.guards.base import (
 )
 
 T = TypeVar("T")
+
+# Per request (see guard_memo): (pipeline id, texts) -> (guarded texts, their redactions).
+_memo: contextvars.ContextVar[dict[Any, Any] | None] = contextvars.ContextVar(
+    "langdeploy_guard_memo", default=None
+)
+
+
+@contextmanager
+def guard_memo() -> Iterator[None]:
+    """Within this block (one request), each pipeline guards the same texts once."""
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
 
 
 @dataclass(frozen=True)
@@ -177,14 +193,25 @@ class GuardPipeline:
 
     def guard_value(self, value: Any, ctx: GuardContext | None = None) -> Any:
         """Guard every text inside ``value`` (a string, messages, a dict, a list, a pydantic
-        model) and return it rewritten; raise GuardrailViolation when a guard blocks."""
+        model) and return it rewritten; raise GuardrailViolation when a guard blocks.
+
+        Inside :func:`guard_memo`, the same texts through the same pipeline are guarded once:
+        the second call reuses the first's texts and redactions, and reports nothing again.
+        """
         if not self.guards:
             return value
         ctx = self._ctx(ctx)
         texts = collect_texts(value)
-        new, _violations, blocking = self.run_fields(texts, ctx)
-        if blocking is not None:
-            raise GuardrailViolation(blocking)
+        memo = _memo.get()
+        key = (id(self), tuple(texts))
+        if memo is not None and key in memo:
+            new, ctx.redactions = memo[key]
+        else:
+            new, _violations, blocking = self.run_fields(texts, ctx)
+            if blocking is not None:
+                raise GuardrailViolation(blocking)
+            if memo is not None:
+                memo[key] = (new, ctx.redactions)
         if self.restore:
             new = [ctx.redactions.restore(t) for t in new]
         if new == texts:

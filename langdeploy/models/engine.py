@@ -236,16 +236,15 @@ class LlamaEngine:
     def queue_depth(self) -> int:
         return self._jobs.qsize()
 
-    def check_admission(self) -> None:
-        """Refuse early, before a stream's headers go out, when a request could not be queued."""
-        self._ensure_loaded()
-        if self._jobs.full():
-            raise self._queue_full()
+    @property
+    def retry_after_s(self) -> float:
+        """The wait a refused client is told: about a quarter of a full queue's turn."""
+        return max(1.0, self.settings.queue_size / 4)
 
     def _queue_full(self) -> QueueFull:
         return QueueFull(
             f"The model is busy: {self.settings.queue_size} requests are already waiting.",
-            retry_after=max(1.0, self.settings.queue_size / 4),
+            retry_after=self.retry_after_s,
             fix="Retry after the Retry-After delay, or raise model.queue_size.",
         )
 

@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import ConfigurableField, Runnable
 
-from langdeploy.errors import ServiceUnavailable
+from langdeploy.errors import ModelNotReady, ServiceUnavailable
 from langdeploy.models import catalog
 from langdeploy.models.engine import LlamaEngine
 from langdeploy.models.llamacpp import ChatLlamaEngine
@@ -24,13 +24,22 @@ ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
 SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens", "seed")
 
 
-def configurable(model: BaseChatModel, *, top_k: bool = False, stop_field: str) -> ChatRunnable:
+def configurable(
+    model: BaseChatModel, *, top_k: bool = False, stop_field: str, response_format: bool = False
+) -> ChatRunnable:
     """Expose sampling knobs under stable ids, whatever each backend calls the field."""
     fields = {
         name: ConfigurableField(id=name, name=name, description=f"Sampling: {name}")
         for name in SAMPLING_FIELDS + (("top_k",) if top_k else ())
     }
     fields[stop_field] = ConfigurableField(id="stop", name="stop", description="Stop sequences")
+    if response_format:
+        # llama.cpp compiles it into a grammar: {"type": "json_object", "schema": {...}}.
+        fields["response_format"] = ConfigurableField(
+            id="response_format",
+            name="response_format",
+            description='JSON output: {"type": "json_object"} or with a "schema"',
+        )
     return model.configurable_fields(**fields)
 
 
@@ -67,7 +76,13 @@ class ModelHandle(ABC):
         return 64
 
     def check_admission(self) -> None:  # noqa: B027 - optional hook with a no-op default
-        """Raise a ServiceUnavailable subclass when a new request would be refused."""
+        """Raise a ServiceUnavailable subclass when a new request would be refused. Called on
+        the event loop for every model call: it must not block."""
+
+    @property
+    def retry_after_s(self) -> float:
+        """How long a client refused for lack of capacity should wait."""
+        return 2.0
 
     def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Free resources."""
@@ -91,7 +106,9 @@ class LocalModel(ModelHandle):
             path, settings, chat_format=catalog.chat_format_for(settings.name)
         )
         self.base_model = ChatLlamaEngine.from_settings(self.engine, settings)
-        self._chat = configurable(self.base_model, top_k=True, stop_field="stop_sequences")
+        self._chat = configurable(
+            self.base_model, top_k=True, stop_field="stop_sequences", response_format=True
+        )
 
     @property
     def chat_model(self) -> ChatRunnable:
@@ -117,7 +134,16 @@ class LocalModel(ModelHandle):
         return self.engine.settings.queue_size + 1
 
     def check_admission(self) -> None:
-        self.engine.check_admission()
+        if not self.ready:
+            raise ModelNotReady(
+                self.not_ready_reason(),
+                retry_after=2.0,
+                fix="Retry shortly; /readyz turns 200 when it is ready.",
+            )
+
+    @property
+    def retry_after_s(self) -> float:
+        return self.engine.retry_after_s
 
     def close(self) -> None:
         self.engine.close()

@@ -1,4 +1,4 @@
-"""Admission control: a fixed number of chain requests in flight, the rest refused at once.
+"""Admission control: a fixed number of model calls in flight, the rest refused at once.
 
 A pure ASGI layer, so it counts a streamed request until its last byte is sent, and refuses
 with 429 before any stream starts (a refusal inside a started stream could only be an error
@@ -7,11 +7,13 @@ event under a 200).
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from langdeploy.errors import ServiceUnavailable
+from langdeploy.models.factory import ModelHandle
+from langdeploy.serve.errors import error_response, exc_response, family_of
 
 # The calls that reach the model: LangServe's endpoints and the OpenAI-compatible one.
 MODEL_CALL = re.compile(
@@ -20,12 +22,12 @@ MODEL_CALL = re.compile(
 
 
 class AdmissionLimit:
-    """At most ``limit()`` model calls in flight; beyond that, 429 with Retry-After."""
+    """The one admission decision for a model call: 503 while the model cannot answer (loading,
+    failed), 429 when ``capacity`` calls are already in flight; both with Retry-After."""
 
-    def __init__(self, app: ASGIApp, limit: Callable[[], int], retry_after_s: int = 2) -> None:
+    def __init__(self, app: ASGIApp, model: ModelHandle) -> None:
         self.app = app
-        self.limit = limit
-        self.retry_after_s = retry_after_s
+        self.model = model
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -36,9 +38,26 @@ class AdmissionLimit:
         ):
             await self.app(scope, receive, send)
             return
-        limit = self.limit()
+        family = family_of(scope["path"])
+        rid = scope.get("state", {}).get("request_id")
+        try:
+            self.model.check_admission()
+        except ServiceUnavailable as exc:
+            await exc_response(exc, family, rid)(scope, receive, send)
+            return
+        limit = self.model.capacity
         if self.in_flight >= limit:
-            await self._refuse(send, limit)
+            retry = self.model.retry_after_s
+            response = error_response(
+                family,
+                429,
+                "overloaded",
+                f"The model is busy: {limit} requests are already in flight. Retry after "
+                f"{max(1, round(retry))}s, or raise model.queue_size.",
+                retry_after=retry,
+                request_id=rid,
+            )
+            await response(scope, receive, send)
             return
         # A single event loop runs this: the check and the increment cannot interleave.
         self.in_flight += 1
@@ -46,26 +65,3 @@ class AdmissionLimit:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
-
-    async def _refuse(self, send: Send, limit: int) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "type": "overloaded",
-                    "message": f"The model is busy: {limit} requests are already in flight. "
-                    f"Retry after {self.retry_after_s}s, or raise model.queue_size.",
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(self.retry_after_s).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

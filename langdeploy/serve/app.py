@@ -1,6 +1,8 @@
 """create_app(runtime) -> FastAPI: every served chain at /{name} through LangServe.
 
-Layers, outermost first: Starlette's error boundary, request ids, then the routes. The model loads
+Layers, outermost first: Starlette's error boundary, the request context (id, scope, body
+limit), admission (503/429), then the routes; every error body comes from serve/errors.py and
+every stream's final event from serve/streams.py. The model loads
 once, in the background at start-up, so /healthz answers at once and /readyz turns 200 when the
 model is ready; chain routes answer 503 with Retry-After until then.
 """
@@ -9,27 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from langchain_core.runnables import Runnable
 from langserve import add_routes
 from sse_starlette.sse import AppStatus
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 
 from langdeploy import __version__
 from langdeploy.errors import LangdeployError
 from langdeploy.models.factory import ModelHandle
 from langdeploy.runtime import AppRuntime, load_app
 from langdeploy.serve.admission import AdmissionLimit
-from langdeploy.serve.errors import error_body, install_error_handlers
+from langdeploy.serve.context import RequestContext
+from langdeploy.serve.errors import error_response, install_error_handlers
 from langdeploy.serve.guarding import install_guards
 from langdeploy.serve.openai_facade import build_router
-from langdeploy.serve.streams import StreamErrorBoundary
+from langdeploy.serve.streams import BoundaryRoute, StreamErrorBoundary
 from langdeploy.settings import Settings
 
 log = logging.getLogger("langdeploy.serve")
@@ -63,31 +66,25 @@ def create_app(
             if task is not None and not task.done():
                 task.cancel()
 
+    # The layers, outermost first, in one place. Starlette puts its error boundary
+    # (ServerErrorMiddleware) outside these and its exception handlers inside them.
+    middleware = [
+        Middleware(RequestContext, max_body_bytes=settings.server.max_body_bytes),
+        Middleware(AdmissionLimit, model=handle),
+    ]
     api = FastAPI(
         title="langdeploy",
         version=__version__,
         description="Guarded LangChain chains served by LangServe.",
         lifespan=lifespan,
+        middleware=middleware,
     )
+    # Every stream response gets its final event from one place (serve/streams.py).
+    api.router.route_class = BoundaryRoute
     api.state.settings = settings
     api.state.model = handle
     api.state.chain_paths = {spec.name: f"/{spec.name}" for spec in specs}
     install_error_handlers(api)
-    api.add_middleware(AdmissionLimit, limit=lambda: handle.capacity)
-
-    @api.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.request_id = rid[:64]
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
-
-    async def admission() -> None:
-        # Refuse before a stream's 200 goes out: loading -> 503, queue full -> 429.
-        handle.check_admission()
 
     disabled = [] if settings.server.playground else ["playground"]
     guards = install_guards(api, runtime, handle.count_tokens)
@@ -104,7 +101,7 @@ def create_app(
             runnable,
             path=f"/{spec.name}",
             playground_type=spec.playground_type or "default",
-            dependencies=[Depends(admission), *guards.dependencies(spec.name)],
+            dependencies=guards.dependencies(spec.name),
             disabled_endpoints=disabled or None,  # type: ignore[arg-type]
         )
 
@@ -113,9 +110,7 @@ def create_app(
     # built on it), through the same Runnable as its LangServe routes, so the same guards.
     openai_chain = next((spec.name for spec in specs if spec.openai_route), None)
     if settings.server.openai_api and openai_chain is not None:
-        api.include_router(
-            build_router(runnables[openai_chain], handle.name), dependencies=[Depends(admission)]
-        )
+        api.include_router(build_router(runnables[openai_chain], handle.name))
 
     @api.get("/", tags=["meta"])
     async def index() -> dict[str, Any]:
@@ -156,10 +151,8 @@ def create_app(
             return JSONResponse(
                 {"status": "ready", "model": await run_in_threadpool(handle.describe)}
             )
-        return JSONResponse(
-            error_body("not_ready", handle.not_ready_reason()),
-            status_code=503,
-            headers={"Retry-After": "2"},
+        return error_response(
+            "langserve", 503, "not_ready", handle.not_ready_reason(), retry_after=2
         )
 
     return api

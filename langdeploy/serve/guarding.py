@@ -3,11 +3,10 @@
 - A blocked request gets HTTP 400 ``{"error": {"type": "guardrail_violation", "stage": ...,
   "guard": ..., "message": ...}}`` (GuardrailViolation through the app's error handlers).
 - Streams: input guards run in a route dependency, so a blocked stream is a 400 before any
-  event. When an output guard blocks mid-stream, the guarded runnable ends the stream quietly and
-  records the violation for this request; :class:`GuardStreamMiddleware` then sends an ``error``
-  event with the same contract just before LangServe's ``end`` event. (LangServe 0.3.3 would
-  otherwise send ``{"status_code": 500, "message": "Internal Server Error"}``, re-raise, and log
-  a stack trace.)
+  event; the request's guard memo (serve/context.py) keeps their result, so the chain does not
+  run them again. When an output guard blocks mid-stream, the guarded runnable ends the stream
+  quietly and records the violation for this request; the stream boundary (serve/streams.py)
+  sends it as the stream's final ``error`` event.
 - Every violation goes to the audit log (JSON lines: request id, chain, stage, guard, category,
   action, SHA-256 of the text; never the text) and to the Prometheus counter
   ``langdeploy_guard_violations_total{chain,stage,guard,action}`` on ``/metrics``.
@@ -15,16 +14,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import re
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,44 +26,18 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from langchain_core.runnables import Runnable
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from langdeploy.errors import ConfigError, LangdeployError
-from langdeploy.guards.base import GuardrailViolation
+from langdeploy.errors import ConfigError
 from langdeploy.guards.config import ChainGuards
 from langdeploy.guards.guarded import GuardedRunnable
-from langdeploy.guards.pipeline import GuardEvent, collect_texts, sha256
+from langdeploy.guards.pipeline import GuardEvent
 from langdeploy.runtime import AppRuntime
+from langdeploy.serve.context import current_request_id, record_stream_error
 
 log = logging.getLogger("langdeploy.serve")
 audit_log = logging.getLogger("langdeploy.guards.audit")
 
 STREAM_SUFFIXES = ("/stream", "/stream_log", "/stream_events")
-
-
-@dataclass
-class RequestScope:
-    """What one HTTP request shares with the runnables it runs (through a contextvar)."""
-
-    request_id: str
-    # The error that ended this request's stream quietly: a guard's, or any other
-    # LangdeployError raised mid-stream (the upstream died, the queue filled up).
-    violation: LangdeployError | None = None
-
-
-_scope: ContextVar[RequestScope | None] = ContextVar("langdeploy_guard_scope", default=None)
-
-
-def current_request_id() -> str | None:
-    scope = _scope.get()
-    return scope.request_id if scope is not None else None
-
-
-def current_stream_violation() -> LangdeployError | None:
-    """The output-guard violation that ended this request's stream quietly, if any: another
-    streaming front end (an OpenAI-style route) can turn it into its own error chunk."""
-    scope = _scope.get()
-    return scope.violation if scope is not None else None
 
 
 class AuditLog:
@@ -149,7 +117,7 @@ class GuardRuntime:
             guards.input,
             guards.output,
             count_tokens=self.count_tokens,
-            on_stream_violation=_record_stream_violation,
+            on_stream_violation=record_stream_error,
         )
 
     def retrieval_guard(self, chain: str) -> Callable[[list[Any]], list[Any]] | None:
@@ -160,8 +128,9 @@ class GuardRuntime:
         """A route dependency that runs a stream's input guards before the stream starts."""
         if not self.enabled or not self.chains[chain].input:
             return []
-        # Checks only: warnings are recorded when the chain runs, so they count once.
-        pipeline = dataclasses.replace(self.chains[chain].input, observer=None)
+        # The request's guard memo keeps the result, so the chain does not run them again and
+        # each violation is reported once.
+        pipeline = self.chains[chain].input
 
         async def guard_stream_input(request: Request) -> None:
             if request.method != "POST" or not request.url.path.endswith(STREAM_SUFFIXES):
@@ -173,95 +142,21 @@ class GuardRuntime:
             value = body.get("input") if isinstance(body, dict) else None
             if value is None:
                 return
-            ctx = pipeline.context(self.count_tokens)
-            try:
-                pipeline.guard_value(value, ctx)
-            except GuardrailViolation as exc:
-                text = "\n".join(collect_texts(value))
-                self.observe(GuardEvent(exc.violation, sha256(text), chain))
-                raise
+            pipeline.guard_value(value, pipeline.context(self.count_tokens))
 
         return [Depends(guard_stream_input)]
-
-
-def record_stream_error(exc: LangdeployError) -> bool:
-    """Keep ``exc`` for this request's stream error event; False outside a request."""
-    return _record_stream_violation(exc)
-
-
-def _record_stream_violation(exc: LangdeployError) -> bool:
-    scope = _scope.get()
-    if scope is None:
-        return False  # not inside a request: let the caller see the exception
-    scope.violation = exc
-    return True
-
-
-_END_EVENT = re.compile(rb"(?m)^event: end(\r?\n)")
-
-
-def _contract(exc: LangdeployError) -> dict[str, Any]:
-    if isinstance(exc, GuardrailViolation):
-        return exc.contract()
-    return {"error": {"type": exc.error_type, "message": exc.public_message}}
-
-
-class GuardStreamMiddleware:
-    """Per request: a RequestScope in a contextvar (request id, stream violation), and the
-    stream's error event when an output guard blocked it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = list(scope.get("headers", []))
-        rid = next((v.decode("latin-1") for k, v in headers if k == b"x-request-id"), None)
-        if not rid:
-            # Put the id in the request, so the app's request-id layer uses the same one.
-            rid = uuid.uuid4().hex
-            scope = {**scope, "headers": [*headers, (b"x-request-id", rid.encode())]}
-        request_scope = RequestScope(rid[:64])
-        token = _scope.set(request_scope)
-        sent_error = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal sent_error
-            violation = request_scope.violation
-            if message["type"] == "http.response.body" and violation is not None and not sent_error:
-                body = message.get("body", b"")
-                m = _END_EVENT.search(body)
-                if m is not None:
-                    sent_error = True
-                    nl = m.group(1).decode()
-                    payload = {
-                        "status_code": violation.status_code,
-                        "message": violation.public_message,
-                        **_contract(violation),
-                    }
-                    event = f"event: error{nl}data: {json.dumps(payload)}{nl}{nl}".encode()
-                    message = {**message, "body": body[: m.start()] + event + body[m.start() :]}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            _scope.reset(token)
 
 
 def install_guards(
     app: FastAPI, runtime: AppRuntime, count_tokens: Callable[[str], int]
 ) -> GuardRuntime:
-    """Build the guards of every chain, add the stream layer and ``/metrics``."""
+    """Build the guards of every served chain and add ``/metrics``."""
     registry = getattr(app.state, "metrics_registry", None)
     if registry is None:
         registry = CollectorRegistry()
         app.state.metrics_registry = registry
     guards = GuardRuntime(runtime, count_tokens, registry)
     app.state.guards = guards
-    app.add_middleware(GuardStreamMiddleware)
     if not any(getattr(r, "path", None) == "/metrics" for r in app.router.routes):
 
         @app.get("/metrics", tags=["meta"], include_in_schema=False)

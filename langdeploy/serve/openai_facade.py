@@ -19,19 +19,28 @@ from langchain_core.messages import AIMessageChunk, BaseMessage, convert_to_mess
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from langdeploy.errors import LangdeployError, ServiceUnavailable
+from langdeploy.errors import LangdeployError
 from langdeploy.models.messages import message_text
-from langdeploy.serve.guarding import current_stream_violation
+from langdeploy.serve.context import current_request_id, current_stream_violation
+from langdeploy.serve.errors import error_response, exc_payload, exc_response
 
 
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
 class ChatCompletionRequest(BaseModel):
     """The fields of OpenAI's chat completion request that a local model can honour."""
 
-    # Clients send fields we do not use (user, logprobs, ...): accept and ignore them.
+    # Fields that change nothing here (user, metadata, store, ...) are accepted and ignored;
+    # those that would change the answer and are not supported get a 400 (see UNSUPPORTED).
     model_config = ConfigDict(extra="ignore")
 
     model: str
@@ -44,34 +53,68 @@ class ChatCompletionRequest(BaseModel):
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: Literal[1] = 1
+    response_format: ResponseFormat | None = None
+    n: int = 1
+
+
+# Parameters a client may send that this server cannot honour, with the value that means "not
+# used" (a client library sending the default is fine): anything else is a 400 naming it.
+UNSUPPORTED: dict[str, Any] = {
+    "tools": None,
+    "tool_choice": None,
+    "functions": None,
+    "function_call": None,
+    "parallel_tool_calls": None,
+    "logprobs": False,
+    "top_logprobs": None,
+    "logit_bias": None,
+    "audio": None,
+    "modalities": None,
+    "prediction": None,
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
+}
+
+
+def unsupported_param(raw: dict[str, Any]) -> str | None:
+    """The first parameter in ``raw`` that asks for something this server does not do."""
+    for name, unused in UNSUPPORTED.items():
+        value = raw.get(name, unused)
+        if value != unused and value not in (None, [], {}):
+            return name
+    n = raw.get("n", 1)
+    if n not in (1, None):
+        return "n"
+    return None
+
+
+def llama_response_format(fmt: ResponseFormat) -> dict[str, Any] | None:
+    """OpenAI's ``response_format`` as llama.cpp's grammar request: ``json_schema`` becomes
+    ``{"type": "json_object", "schema": ...}``, the form llama-cpp-python compiles."""
+    if fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    schema = (fmt.json_schema or {}).get("schema")
+    if not isinstance(schema, dict):
+        raise ValueError("response_format.json_schema.schema: a JSON schema object is required")
+    return {"type": "json_object", "schema": schema}
 
 
 def openai_error(
-    status: int, message: str, *, type_: str, code: str | None = None, param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:  # fmt: skip
-    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    status: int, message: str, *, code: str = "invalid_request", param: str | None = None
+) -> JSONResponse:
+    return error_response("openai", status, code, message, param=param)
 
 
 def _from_langdeploy(exc: LangdeployError) -> JSONResponse:
-    headers = None
-    if isinstance(exc, ServiceUnavailable):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-    extra = getattr(exc, "body_extra", None) or {}
-    code = exc.error_type
-    type_ = "invalid_request_error" if exc.status_code < 500 else "server_error"
-    if exc.status_code == 429:
-        type_ = "rate_limit_error"
-    response = openai_error(
-        exc.status_code, exc.public_message, type_=type_, code=code, headers=headers
-    )
-    if extra:
-        body = json.loads(bytes(response.body))
-        body["error"].update(extra)
-        response = JSONResponse(body, status_code=exc.status_code, headers=headers)
-    return response
+    return exc_response(exc, "openai", current_request_id())
+
+
+def _final_error(exc: LangdeployError) -> str:
+    """The final frames of an OpenAI stream that stopped early: the error object, then DONE."""
+    body = exc_payload(exc, "openai", current_request_id())
+    return f"data: {json.dumps(body)}\n\ndata: [DONE]\n\n"
 
 
 def _usage(message: BaseMessage | None) -> dict[str, int] | None:
@@ -106,32 +149,51 @@ def build_router(chain: Runnable[Any, Any], model_id: str) -> APIRouter:
         try:
             raw = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
+            return openai_error(400, "The request body is not valid JSON.")
+        if not isinstance(raw, dict):
+            return openai_error(400, "The request body must be a JSON object.")
+        unsupported = unsupported_param(raw)
+        if unsupported is not None:
             return openai_error(
-                400, "The request body is not valid JSON.", type_="invalid_request_error"
+                400,
+                f"{unsupported}: this server does not support it (a local model answers one "
+                "plain or JSON message per request). Leave it out of the request.",
+                code="unsupported_parameter",
+                param=unsupported,
             )
         try:
             req = ChatCompletionRequest.model_validate(raw)
             messages = convert_to_messages(req.messages)
+            grammar = llama_response_format(req.response_format) if req.response_format else None
         except ValidationError as exc:
             err = exc.errors()[0]
             param = ".".join(str(p) for p in err["loc"])
-            return openai_error(
-                400, f"{param}: {err['msg']}", type_="invalid_request_error", param=param
-            )
+            return openai_error(400, f"{param}: {err['msg']}.", param=param)
         except (ValueError, NotImplementedError) as exc:
+            where = "response_format" if "response_format" in str(exc) else "messages"
             return openai_error(
                 400,
-                f"messages: {exc}. Each message needs a role (system, user, assistant) and content.",
-                type_="invalid_request_error",
-                param="messages",
+                f"{exc}."
+                if where == "response_format"
+                else f"messages: {exc}. Each message needs a role (system, user, assistant) "
+                "and content.",
+                param=where,
             )
         if req.model != model_id:
             return openai_error(
                 404,
                 f"The model {req.model!r} does not exist here; this server serves {model_id!r}.",
-                type_="invalid_request_error",
                 code="model_not_found",
                 param="model",
+            )
+        known = {spec.id for spec in chain.config_specs}
+        if grammar is not None and "response_format" not in known:
+            return openai_error(
+                400,
+                "response_format: this server's model backend does not take it. Use the "
+                "llamacpp backend, or the extract chain for schema-shaped answers.",
+                code="unsupported_parameter",
+                param="response_format",
             )
         configurable: dict[str, Any] = {}
         max_tokens = req.max_completion_tokens or req.max_tokens
@@ -146,6 +208,8 @@ def build_router(chain: Runnable[Any, Any], model_id: str) -> APIRouter:
         config: RunnableConfig = {"configurable": configurable}
         if req.stop:
             config["configurable"]["stop"] = [req.stop] if isinstance(req.stop, str) else req.stop
+        if grammar is not None:
+            config["configurable"]["response_format"] = grammar
         payload = {"messages": messages}
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
@@ -217,17 +281,13 @@ def build_router(chain: Runnable[Any, Any], model_id: str) -> APIRouter:
                     except StopAsyncIteration:
                         chunk = None
             except LangdeployError as exc:
-                error = json.loads(bytes(_from_langdeploy(exc).body))
-                yield f"data: {json.dumps(error)}\n\n"
-                yield "data: [DONE]\n\n"
+                yield _final_error(exc)
                 return
             # An output guard that blocks mid-stream ends the stream quietly and leaves the
             # violation for the front end to report.
             violation = current_stream_violation()
             if violation is not None:
-                error = json.loads(bytes(_from_langdeploy(violation).body))
-                yield f"data: {json.dumps(error)}\n\n"
-                yield "data: [DONE]\n\n"
+                yield _final_error(violation)
                 return
             yield frame({}, _finish_reason(final))
             if include_usage:

@@ -143,11 +143,13 @@ def test_output_block_mid_stream_gives_error_event_then_end(
     assert names[-2:] == ["error", "end"]
     error = events[-2][1]
     assert error["status_code"] == 400
+    # The same body as the invoke's 400, with this request's id.
     assert error["error"] == {
         "type": "guardrail_violation",
         "stage": "output",
         "guard": "no_output",
         "message": error["message"],
+        "request_id": "req-stream-block",
     }
     assert not any(d for e, d in events if e == "data" and d)  # nothing leaked before
     assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]

@@ -21,9 +21,11 @@ MARK = "test-driver: in embed call"
 
 # The CLI as a user runs it, with the embedder patched to stop at a known point: it announces
 # the call on stdout and waits there, so the test interrupts mid-ingest whatever the machine's
-# speed (signal.pause() raises KeyboardInterrupt when SIGINT arrives).
+# speed. The wait wakes every few milliseconds rather than blocking in pause(): the kernel may
+# hand SIGINT to another of the process's threads (onnxruntime's), and Python raises the
+# KeyboardInterrupt in the main thread only once that thread runs bytecode again.
 DRIVER = f"""
-import signal, sys
+import sys, threading
 from langdeploy.retrieval.embeddings import OnnxMiniLM
 
 real, calls = OnnxMiniLM.embed, [0]
@@ -32,7 +34,8 @@ def embed(self, texts):
     calls[0] += 1
     if calls[0] == {STOP_AT}:
         print("{MARK}", calls[0], flush=True)
-        signal.pause()
+        while True:
+            threading.Event().wait(0.01)
     return real(self, texts)
 
 OnnxMiniLM.embed = embed
