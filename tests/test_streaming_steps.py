@@ -10,7 +10,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk
 from pydantic import BaseModel
 
-from langdeploy.chains.streaming import StripText, WholeAs, stream_step
+from langdeploy.chains.streaming import AsModel, StripText, stream_step
 
 tidy = stream_step(StripText, name="tidy")
 
@@ -66,7 +66,16 @@ class Pair(BaseModel):
     b: str = ""
 
 
-def test_whole_as_validates_a_whole_result_and_passes_pieces() -> None:
-    step = stream_step(lambda: WholeAs(Pair), name="pair")
+def test_as_model_passes_pieces_then_sends_the_whole_result() -> None:
+    step = stream_step(lambda: AsModel(Pair), name="pair")
+    pieces = [{"a": "x"}, {"b": "y"}, {"b": "z"}]
+    assert list(step.transform(iter(pieces))) == [*pieces, Pair(a="x", b="yz")]
+    # A step after it that collects the stream gets the object.
+    assert (step | (lambda pair: pair.b)).invoke({"a": "x", "b": "w"}) == "w"
+    assert "".join((step | (lambda pair: pair.b)).stream({"a": "x", "b": "w"})) == "w"
+
+
+def test_as_model_invoke_returns_the_model_once() -> None:
+    step = stream_step(lambda: AsModel(Pair), name="pair")
     assert step.invoke({"a": "x"}) == Pair(a="x")
-    assert list(step.transform(iter([{"b": "y"}, {"b": "z"}]))) == [{"b": "y"}, {"b": "z"}]
+    assert list(step.stream({"a": "x"})) == [Pair(a="x")]

@@ -21,11 +21,12 @@ from typing import Any, Protocol
 
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableGenerator
+from langchain_core.runnables.utils import AddableDict
 from pydantic import BaseModel
 
 from langdeploy.models.messages import message_text
 
-__all__ = ["StreamFold", "StripText", "WholeAs", "stream_step"]
+__all__ = ["AsModel", "StreamFold", "StripText", "stream_step"]
 
 
 class StreamFold(Protocol):
@@ -115,21 +116,33 @@ class StripText:
             yield _with_text(self.last, "")
 
 
-class WholeAs:
-    """Validate a whole result into ``schema``; streamed pieces pass on as they are.
+class AsModel:
+    """Pass the streamed pieces of a result on, then send the whole result as ``schema``.
 
-    On ``invoke`` the step sees the whole result (a dict with every required field) and turns it
-    into the model, so ``invoke`` returns ``schema``. On ``/stream`` the pieces are parts of the
-    result (``{"summary": "tok"}``) and go on unchanged.
+    On ``/stream`` the pieces are parts of the result (``{"summary": "tok"}``); they go on as they
+    come, and the last event is the validated object, as an extract chain's is. A step after this
+    one that collects the stream gets that object. On ``invoke`` the step sees the whole result
+    as its one piece and sends only the object, so ``invoke`` returns ``schema``.
     """
 
     def __init__(self, schema: type[BaseModel]) -> None:
         self.schema = schema
-        self.required = {n for n, f in schema.model_fields.items() if f.is_required()}
+        self.result = AddableDict()
+        self.first: Any = None
+        self.count = 0
 
     def feed(self, piece: Any) -> Iterator[Any]:
-        whole = isinstance(piece, dict) and self.required <= set(piece)
-        yield self.schema.model_validate(dict(piece)) if whole else piece
+        self.result = self.result + AddableDict(piece)
+        self.count += 1
+        if self.count == 1:
+            # Held until a second piece shows this is a stream: a lone piece is invoke's whole
+            # result, which goes out only as the object.
+            self.first = piece
+            return
+        if self.count == 2:
+            yield self.first
+        yield piece
 
     def end(self) -> Iterator[Any]:
-        return iter(())
+        if self.count:
+            yield self.schema.model_validate(dict(self.result))
