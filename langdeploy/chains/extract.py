@@ -6,6 +6,14 @@ validated against the model class, because a grammar cannot express every pydant
 and an answer cut off at ``max_tokens`` is not complete JSON. A failure is an
 :class:`ExtractionError` (HTTP 422) that says what went wrong and what to change, never a 500.
 
+Streaming sends the object as it parses (langchain-core's partial JSON parsing), then the
+validated object last. The pieces follow rag's convention, which the output guards read:
+each is a one-key dict, a string field's new text (``{"name": "Ja"}``, ``{"name": "ne"}``, so
+the guards hold back and redact it as text) or, once a later key shows it is complete, a
+field's whole value (``{"email": null}``); a list sends its items as each one is complete
+(``{"people": ["Ada Lovelace"]}``). Summed with ``+`` the pieces give the object so far; the last event is the validated object (``invoke``'s
+result), and a mismatch ends the stream with the 422 error.
+
 An app defines its own schema and serves it with one factory call::
 
     class Contact(BaseModel):
@@ -18,15 +26,19 @@ An app defines its own schema and serves it with one factory call::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, BaseMessageChunk
+from langchain_core.output_parsers import JsonOutputParser
+from langchain_core.outputs import ChatGeneration
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables.utils import AddableDict
 from pydantic import BaseModel, Field, ValidationError
 
 from langdeploy.chains.registry import ChainContext
+from langdeploy.chains.streaming import stream_step
 from langdeploy.errors import InputError, LangdeployError
 
 DEFAULT_INSTRUCTIONS = (
@@ -108,6 +120,58 @@ def parse_answer(schema: type[BaseModel], message: BaseMessage) -> BaseModel:
         ) from None
 
 
+class PartialObject:
+    """The stream fold of an extract chain: partial fields as they parse, the object at the end."""
+
+    def __init__(self, schema: type[BaseModel]) -> None:
+        self.schema = schema
+        self.parser = JsonOutputParser()
+        self.message: BaseMessage | None = None
+        self.sent: dict[str, Any] = {}
+
+    def feed(self, piece: BaseMessage) -> Iterator[AddableDict]:
+        if not isinstance(piece, BaseMessageChunk):
+            self.message = piece  # invoke: one whole answer, validated at the end
+            return
+        last = self.message
+        self.message = last + piece if isinstance(last, BaseMessageChunk) else piece
+        partial = self.parser.parse_result([ChatGeneration(message=self.message)], partial=True)
+        if isinstance(partial, dict):
+            yield from self._news(partial)
+
+    def _news(self, partial: dict[str, Any]) -> Iterator[AddableDict]:
+        keys = list(partial)
+        for i, key in enumerate(keys):
+            value, sent = partial[key], self.sent.get(key)
+            if isinstance(value, str) and (sent is None or isinstance(sent, str)):
+                sent = sent or ""
+                # A partial parse is a prefix of the final string; anything else (a half-read
+                # escape) waits for a later piece or for the validated object.
+                if len(value) > len(sent) and value.startswith(sent):
+                    self.sent[key] = value
+                    yield AddableDict({key: value[len(sent) :]})
+                continue
+            # JSON keys arrive in order: a later key means this value is complete.
+            settled = i < len(keys) - 1
+            if isinstance(value, list) and (sent is None or isinstance(sent, list)):
+                # A list's items are complete once a later item (or key) follows them.
+                done, sent = (value if settled else value[:-1]), sent or []
+                if len(done) > len(sent):
+                    self.sent[key] = list(done)
+                    yield AddableDict({key: done[len(sent) :]})
+            elif settled and key not in self.sent:
+                self.sent[key] = value
+                yield AddableDict({key: value})
+
+    def end(self) -> Iterator[BaseModel]:
+        if self.message is None:
+            raise ExtractionError(
+                f"The model gave no answer to validate against the {self.schema.__name__} schema.",
+                fix="Check the model backend's log.",
+            )
+        yield parse_answer(self.schema, self.message)
+
+
 def extract_chain(
     schema: type[BaseModel],
     *,
@@ -147,14 +211,11 @@ def extract_chain(
                 raise InputError("The text to extract from is blank.", fix="Send non-empty 'text'.")
             return {"text": data.text}
 
-        def parse(message: BaseMessage) -> BaseModel:
-            return parse_answer(schema, message)
-
         chain = (
             RunnableLambda(prepare, name="prepare_text")
             | prompt
             | model
-            | RunnableLambda(parse, name=f"validate_{schema.__name__}")
+            | stream_step(lambda: PartialObject(schema), name=f"validate_{schema.__name__}")
         )
         return chain.with_types(input_type=ExtractInput, output_type=schema).with_config(
             run_name=run_name

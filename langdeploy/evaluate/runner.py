@@ -2,37 +2,38 @@
 
 Each candidate is a catalog name or a .gguf path, built once with ``build_model(..., shared=True)``
 and driven through the chain the app would serve (``AppRuntime.build_chain``), so the eval measures what
-production runs. Latency comes from streaming: time to first token, total time, and decode speed.
+production runs. Latency comes from streaming (generation.py): time to first token, total time,
+and decode speed, or None where the chain's stream gives no per-token timing. An empty answer is
+an error row, counted with the other errors.
 Generations are cached per (model, example, repeat, params); a cached row is marked ``cached`` and
 its latency is kept apart, never reported as a fresh measurement.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import HumanMessage
 from langchain_core.runnables import Runnable
-from pydantic import BaseModel
 
 from langdeploy.chains.registry import ChainContext
 from langdeploy.errors import InputError, LangdeployError
 from langdeploy.evaluate.cache import ResultCache, cache_key
 from langdeploy.evaluate.dataset import Example
+from langdeploy.evaluate.generation import chain_input, generate
 from langdeploy.evaluate.metrics import Score, Scorers, example_score, score_example
 from langdeploy.evaluate.seams import GuardCheck
 from langdeploy.models import catalog
 from langdeploy.models.factory import ModelHandle, build_model
-from langdeploy.models.messages import message_text
 from langdeploy.runtime import AppRuntime
 from langdeploy.settings import Settings
 
 ProgressFn = Callable[[str], None]
+EMPTY_ANSWER = "EmptyAnswer: the chain answered with no text"
 
 
 @dataclass
@@ -124,103 +125,6 @@ def load_candidate(
         card=card,
         identity=identity,
     )
-
-
-# -- chain input and output --------------------------------------------------------------------
-
-
-def chain_input(example: Example, chain: Runnable[Any, Any], chain_name: str) -> Any:
-    """What the chain takes for this row: messages for chat, else the one text field it needs."""
-    row = example.row
-    if isinstance(row.input, dict):
-        return row.input
-    schema = chain.get_input_jsonschema()
-    props = schema.get("properties", {})
-    if "messages" in props:
-        if row.messages is not None:
-            return {"messages": [{"type": m.role, "content": m.content} for m in row.messages]}
-        return {"messages": [{"type": "human", "content": row.input}]}
-    if row.messages is not None:
-        raise InputError(
-            f"Example {example.id!r} (line {example.line}) gives 'messages', but the chain "
-            f"{chain_name!r} does not take a conversation.",
-            fix="Give 'input' as text or as the chain's input object, or use --chain chat.",
-        )
-    required = [k for k in schema.get("required", []) if props.get(k, {}).get("type") == "string"]
-    if len(required) == 1:
-        return {required[0]: row.input}
-    raise InputError(
-        f"Example {example.id!r} (line {example.line}) gives 'input' as text, but the chain "
-        f"{chain_name!r} takes {sorted(props) or 'an object'}.",
-        fix="Give 'input' as the chain's input object, e.g. "
-        + json.dumps(dict.fromkeys(props, "...")),
-    )
-
-
-def _text_of(chunk: Any) -> str:
-    if isinstance(chunk, BaseMessage):
-        return message_text(chunk)
-    if isinstance(chunk, str):
-        return chunk
-    return ""
-
-
-def _final_text(value: Any) -> str:
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
-
-
-@dataclass
-class Generation:
-    output: str
-    ttft_s: float | None
-    total_s: float
-    completion_tokens: int | None
-    tokens_per_s: float | None
-
-    def latency(self) -> dict[str, Any]:
-        return {
-            "ttft_s": self.ttft_s,
-            "total_s": self.total_s,
-            "completion_tokens": self.completion_tokens,
-            "tokens_per_s": self.tokens_per_s,
-        }
-
-
-def generate(
-    chain: Runnable[Any, Any], payload: Any, count_tokens: Callable[[str], int]
-) -> Generation:
-    """Stream one answer, timing the first token and the whole answer."""
-    t0 = time.perf_counter()
-    ttft: float | None = None
-    parts: list[str] = []
-    structured: Any = None
-    usage_tokens: int | None = None
-    for chunk in chain.stream(payload):
-        text = _text_of(chunk)
-        if text:
-            if ttft is None:
-                ttft = time.perf_counter() - t0
-            parts.append(text)
-        elif not isinstance(chunk, BaseMessage | str):
-            # Structured chains (extract) stream whole objects; the last one is the answer.
-            if ttft is None:
-                ttft = time.perf_counter() - t0
-            structured = chunk
-        usage = getattr(chunk, "usage_metadata", None)
-        if usage:
-            usage_tokens = int(usage.get("output_tokens") or 0)
-    total = time.perf_counter() - t0
-    output = "".join(parts) if structured is None else _final_text(structured)
-    tokens = usage_tokens if usage_tokens is not None else (count_tokens(output) if output else 0)
-    rate = None
-    if ttft is not None and tokens >= 2 and total > ttft:
-        # Decode speed: tokens after the first over the time after the first.
-        rate = (tokens - 1) / (total - ttft)
-    return Generation(output, ttft, total, tokens, rate)
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -322,12 +226,14 @@ def _one(
 ) -> RowResult:
     hit = cache.get(key)
     if hit is not None:
+        cached_output = str(hit.get("output", ""))
         return RowResult(
             model=cand.name,
             example_id=ex.id,
             repeat=repeat,
-            output=hit.get("output", ""),
-            error=hit.get("error"),
+            output=cached_output,
+            # A row cached before empty answers were errors is one too.
+            error=hit.get("error") or (None if cached_output.strip() else EMPTY_ANSWER),
             cached=True,
             latency=None,
             cached_latency=hit.get("latency"),
@@ -336,7 +242,11 @@ def _one(
     try:
         payload = chain_input(ex, chain, options.chain)
         gen = generate(chain, payload, cand.handle.count_tokens)
-        output, error, latency = gen.output, None, gen.latency()
+        output, error = gen.output, None
+        latency: dict[str, Any] | None = gen.latency()
+        if not output.strip():
+            # An empty answer is a failure to answer, not a low score among the others.
+            output, error, latency = "", EMPTY_ANSWER, None
     except InputError:
         raise
     except Exception as exc:
@@ -380,6 +290,14 @@ def _spread(per_repeat: list[float]) -> dict[str, float | None]:
         "min": min(per_repeat),
         "max": max(per_repeat),
     }
+
+
+def _latency_note(fresh: list[dict[str, Any]], ttft: list[float]) -> str | None:
+    if not fresh:
+        return "no fresh measurement: every row came from the cache"
+    if not ttft:
+        return "no per-token timing: the chain sent each answer in one event"
+    return None
 
 
 def aggregate(
@@ -441,7 +359,7 @@ def aggregate(
             "total_s_p50": _median(total),
             "total_s_mean": _mean(total),
             "tokens_per_s_mean": _mean(rate),
-            "note": None if fresh else "no fresh measurement: every row came from the cache",
+            "note": _latency_note(fresh, ttft),
         },
         "guard_violation_rate": (
             sum(1 for r in checked if r.guard_violations) / len(checked) if checked else None

@@ -273,3 +273,27 @@ def test_an_unknown_model_fails_before_anything_runs(tmp_path: Path, empty_dir: 
     assert result.exit_code == 1
     assert "Unknown model 'no-such-model'" in result.output and "smollm2-135m" in result.output
     assert not out.exists()
+
+
+def test_extract_is_scored_on_its_object_and_reports_no_made_up_speed(
+    tmp_path: Path, empty_dir: Path
+) -> None:
+    """The built-in extract chain streams list items, not text: its latency has no per-token
+    timing, so TTFT and tokens/s are n/a, never a rate made from whole objects."""
+    row = {"input": "Ada Lovelace met Charles Babbage in London.", "metric": ["json"]}
+    dataset = write_rows(tmp_path / "x.jsonl", [row])
+    out = tmp_path / "o"
+    result = runner.invoke(
+        app,
+        ["eval", str(dataset), "--model", MODELS[0], "--chain", "extract", "--max-tokens", "160",
+         "--out", str(out), "--app-dir", str(empty_dir), "--no-cache"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    (r,) = results["examples"][0]["results"][MODELS[0]]
+    assert r["error"] is None, r
+    assert set(json.loads(r["output"])) == {"people", "organizations", "places"}
+    assert r["latency"]["ttft_s"] is None and r["latency"]["tokens_per_s"] is None
+    lat = results["models"][MODELS[0]]["aggregates"]["latency"]
+    assert lat["tokens_per_s_mean"] is None and "no per-token timing" in lat["note"]

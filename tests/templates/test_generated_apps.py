@@ -1,5 +1,6 @@
 """Every template, end to end as a user runs it: generate, install, run the app's own tests
-(which call the bundled model over REST), then `langdeploy serve` in the app and /{chain}/invoke.
+(which call the bundled model over REST), then `langdeploy serve` in the app, /{chain}/invoke
+and /{chain}/stream.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typer.testing import CliRunner
 from langdeploy.cli import app
 from langdeploy.templates import template_registry
 from tests.servers import free_port, wait_http
+from tests.sse import parse_sse
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -34,6 +36,8 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "extract": {"text": "Hi, this is Jane Doe from Acme Corp, jane@acme.com."},
     "rag": {"question": "When does the library open on Saturdays?"},
 }
+# Room for an answer of 50+ tokens on /stream (the app's tests keep answers short).
+STREAM_MAX_TOKENS = 64
 # One eval example: every template's chain takes one text (a message, a document, a question).
 EVAL_INPUT = "The council voted to build a library by the river. It opens in May."
 
@@ -149,6 +153,45 @@ def check_app_commands(app_dir: Path, chain: str, env: dict[str, str]) -> None:
     assert results["unavailable"]["guards"] is None  # the app's output guards were found
 
 
+def streamed_text(data: Any) -> str:
+    """The generated text in one data event: a message chunk's content, or a structured
+    chunk's text fields (rag's answer, brief's summary and headline, an extract's fields)."""
+    if isinstance(data, dict) and str(data.get("type", "")).endswith("MessageChunk"):
+        return str(data.get("content", ""))
+    if isinstance(data, dict):
+        return "".join(v for v in data.values() if isinstance(v, str))
+    return data if isinstance(data, str) else ""
+
+
+def check_stream(url: str, template: str, chain: str) -> int:
+    """/<chain>/stream sends the answer token by token: several data events with text, whatever
+    the app's extra step does, and what that step adds. Returns the count of data events."""
+    body = {
+        "input": REQUESTS[template],
+        "config": {"configurable": {"max_tokens": STREAM_MAX_TOKENS}},
+    }
+    response = httpx.post(f"{url}/{chain}/stream", json=body, timeout=180)
+    assert response.status_code == 200, response.text
+    events = parse_sse(response.text)
+    assert events[-1][0] == "end" and "error" not in {e for e, _ in events}, events
+    data = [d for e, d in events if e == "data"]
+    with_text = [d for d in data if streamed_text(d)]
+    assert len(with_text) > 1, data
+    if template == "rag":
+        # citations adds the list after the answer (output guards may release held-back answer
+        # text after it).
+        (cited,) = [d["cited"] for d in data if "cited" in d]
+        assert isinstance(cited, list), data
+    elif template == "extract":
+        assert set(data[-1]) == {"name", "email", "company"}, data  # the validated Contact
+    elif template == "summarize":
+        keys = [k for d in with_text for k in d]
+        assert keys[0] == "summary" and "headline" in keys, keys  # the summary first
+    else:
+        assert all(d["type"] == "AIMessageChunk" for d in data), data
+    return len(data)
+
+
 def check_bench(app_dir: Path, url: str, chain: str, env: dict[str, str]) -> None:
     """`langdeploy bench --chain <the app's chain>` needs no other flag: its input comes from the
     chain's spec (inherited from the built-in chain it extends)."""
@@ -185,6 +228,10 @@ def test_generated_app_tests_pass_and_it_serves(installed: Path) -> None:
     assert " passed" in tests.stdout and "failed" not in tests.stdout
     assert "skipped" not in tests.stdout, tests.stdout
 
+    if spec.name == "rag":
+        # The app's tests used a temporary store; the app's own store is made as a user makes it.
+        assert not (app_dir / ".langdeploy" / "chroma").exists()
+        langdeploy(app_dir, env, "ingest", "docs/")
     check_app_commands(app_dir, spec.chain, env)
 
     extra = add_readme_chain(app_dir) if spec.name == "chat" else None
@@ -194,6 +241,8 @@ def test_generated_app_tests_pass_and_it_serves(installed: Path) -> None:
         body = {"input": REQUESTS[spec.name]}
         response = httpx.post(f"{url}/{spec.chain}/invoke", json=body, timeout=180)
         assert response.status_code == 200, response.text
+        n_events = check_stream(url, spec.name, spec.chain)
+        print(f"/{spec.chain}/stream: {n_events} data events")
         check_bench(app_dir, url, spec.chain, env)
         if extra is not None:
             shouted = httpx.post(f"{url}/{extra}/invoke", json=body, timeout=180)
