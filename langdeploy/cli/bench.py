@@ -24,8 +24,9 @@ DEFAULT_PROMPTS = [
 ]
 
 
-def _sample_input(url: str, chain: str) -> dict[str, Any]:
-    """The chain's sample input, as the server's index lists it (from the chain's spec)."""
+def _sample_input(url: str, chain: str | None) -> tuple[str, dict[str, Any]]:
+    """The chain (default: the first the server lists) and its sample input, as the server's
+    index lists it (from the chain's spec)."""
     try:
         index = httpx.get(f"{url.rstrip('/')}/", headers={"accept": "application/json"}, timeout=30)
         chains = {c["name"]: c for c in index.json()["chains"]}
@@ -34,6 +35,10 @@ def _sample_input(url: str, chain: str) -> dict[str, Any]:
             f"Could not read the chains that {url} serves: {exc}.",
             fix="Check --url: it must be a running langdeploy server (langdeploy serve).",
         ) from None
+    if chain is None:
+        if not chains:
+            raise InputError(f"{url} serves no chain.", fix="Check server.chains on the server.")
+        chain = next(iter(chains))
     if chain not in chains:
         raise InputError(
             f"{url} does not serve a chain {chain!r} (it serves {', '.join(chains)}).",
@@ -45,7 +50,7 @@ def _sample_input(url: str, chain: str) -> dict[str, Any]:
             f"The chain {chain!r} declares no sample input, so bench does not know what to send.",
             fix="Set sample_input on its ChainSpec (or extend a built-in chain that has one).",
         )
-    return sample
+    return chain, sample
 
 
 def fill_sample(sample: dict[str, Any], prompt: str) -> dict[str, Any]:
@@ -66,7 +71,9 @@ def _ms(value: float | None) -> str:
 @handle_errors
 def bench(
     url: str = typer.Option("http://127.0.0.1:8000", help="Base URL of a langdeploy server."),
-    chain: str = typer.Option("chat", help="Chain to call (its /stream endpoint)."),
+    chain: str | None = typer.Option(
+        None, help="Chain to call (its /stream endpoint; default: the first the server serves)."
+    ),
     requests: int = typer.Option(20, min=1, max=10000, help="Requests to send in all."),
     concurrency: int = typer.Option(4, min=1, max=1000, help="Requests in flight at once."),
     max_tokens: int | None = typer.Option(None, min=1, help="Per-request max_tokens."),
@@ -90,7 +97,7 @@ def bench(
             ) from None
         if not lines:
             raise InputError(f"{prompts} holds no prompts.", fix="Put one prompt per line.")
-    sample = _sample_input(url, chain)
+    chain, sample = _sample_input(url, chain)
     if prompts is None and "messages" not in sample:
         # The built-in prompts are things to ask a chat; other chains get their own sample.
         lines = []

@@ -19,7 +19,9 @@ def eval_command(
     model: list[str] = typer.Option(
         ..., "--model", "-m", help="A candidate: catalog name or .gguf path. Repeat for more."
     ),
-    chain: str = typer.Option("chat", help="The chain each example runs through."),
+    chain: str | None = typer.Option(
+        None, help="The chain each example runs through (default: the app's first served chain)."
+    ),
     out: Path = typer.Option(
         Path("eval-results"), "--out", help="Directory for results.json, report.html, cache."
     ),
@@ -62,7 +64,11 @@ def eval_command(
 
     if judge and judge_url:
         raise InputError("Both --judge and --judge-url are set.", fix="Choose one judge.")
-    settings = settings_from(app_dir)
+    from langdeploy.runtime import load_app
+
+    runtime = load_app(settings_from(app_dir))
+    settings = runtime.settings
+    chain = chain or runtime.served[0]
     judge_obj: JudgeLike | None = None
     if judge_url:
         from langdeploy.evaluate.judge import openai_judge
@@ -120,7 +126,7 @@ def eval_command(
         def advance(desc: str) -> None:
             bar.update(task, advance=1, description=desc)
 
-        results = run_eval(config, settings, EvalProgress(start=start, advance=advance))
+        results = run_eval(config, runtime, EvalProgress(start=start, advance=advance))
     console.print(comparison_table(results))
     for table in bias_tables(results):
         console.print(table)
