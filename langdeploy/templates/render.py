@@ -7,16 +7,14 @@ from the deploy renderer, from the app's own settings.
 from __future__ import annotations
 
 import keyword
-import os
 import re
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from langdeploy import __version__
 from langdeploy.errors import ConfigError, UnknownNameError
+from langdeploy.fsutil import atomic_dir, write_tree
 from langdeploy.models.catalog import BUILTIN_MODELS
 from langdeploy.templates.layers import render_app_files, template_vars
 from langdeploy.templates.registry import template_registry
@@ -164,39 +162,11 @@ def new_app(
         "langdeploy_version": __version__,
     }
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        for rel, text in files.items():
-            path = staging / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+    # --force into a folder with files: the app's files replace their namesakes, others stay.
+    with atomic_dir(dest, merge=True) as staging:
+        write_tree(staging, files)
         _render_deploy(staging, app)
         app.files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         # What `langdeploy upgrade` merges against later.
         write_state(staging, answers, files)
-        staging.chmod(0o755)
-        if dest.is_dir() and any(dest.iterdir()):
-            _merge_into(staging, dest)
-        else:
-            if dest.is_dir():
-                dest.rmdir()
-            os.replace(staging, dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return app
-
-
-def _merge_into(staging: Path, dest: Path) -> None:
-    """--force: every file of the new app replaces its namesake; other files stay."""
-    for source in sorted(staging.rglob("*")):
-        target = dest / source.relative_to(staging)
-        if source.is_dir():
-            if target.exists() and not target.is_dir():
-                target.unlink()
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            if target.is_dir():
-                shutil.rmtree(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
