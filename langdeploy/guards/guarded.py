@@ -17,7 +17,8 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.runnables.utils import AddableDict
 
 from langdeploy.guards.base import Guard, GuardContext, GuardrailViolation, Redactions
-from langdeploy.guards.pipeline import GuardPipeline, StreamCollector, StreamRedactor
+from langdeploy.guards.request import GuardPipeline
+from langdeploy.guards.stream import StreamCollector, StreamRedactor
 from langdeploy.runnables import DelegatingRunnable
 
 # Called with a violation raised inside a stream; returning True ends the stream quietly (the
