@@ -15,6 +15,7 @@ from rich.table import Table
 from langdeploy.bench import RequestResult, run_load
 from langdeploy.cli.common import console, handle_errors
 from langdeploy.errors import InputError
+from langdeploy.fsutil import atomic_write_text
 
 DEFAULT_PROMPTS = [
     "Explain in a few sentences why the sky is blue.",
@@ -152,10 +153,7 @@ def bench(
                 for r in results
             ],
         }  # fmt: skip
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        tmp.replace(out)
+        atomic_write_text(out, json.dumps(data, indent=2))
         console.print(f"written: {out}")
     if summary.errors == summary.requests:
         raise typer.Exit(1)

@@ -9,13 +9,12 @@ cost nothing.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from langdeploy.errors import LangdeployError
+from langdeploy.fsutil import atomic_binary
 
 CHUNK = 1 << 20
 
@@ -49,12 +48,10 @@ def fetch_model(
             f"Cannot fetch the model from {url!r}: only http(s) URLs are supported.",
             fix="Set deploy.model_url to an https URL of the .gguf file.",
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
+        # A check that fails inside the block removes the partial file; dest is never touched.
+        with atomic_binary(dest) as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             done = 0
@@ -64,26 +61,19 @@ def fetch_model(
                 done += len(block)
                 if progress is not None:
                     progress(done, total)
-            out.flush()
-            os.fsync(out.fileno())
-        if total is not None and done != total:
-            raise LangdeployError(
-                f"The download of {url} stopped at {done} of {total} bytes.",
-                fix="Run it again; the partial file was removed.",
-            )
-        if sha256 is not None and digest.hexdigest() != sha256.lower():
-            raise LangdeployError(
-                f"The file from {url} has SHA-256 {digest.hexdigest()}, not {sha256}.",
-                fix="Check deploy.model_url and deploy.model_sha256.",
-            )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
+            if total is not None and done != total:
+                raise LangdeployError(
+                    f"The download of {url} stopped at {done} of {total} bytes.",
+                    fix="Run it again; the partial file was removed.",
+                )
+            if sha256 is not None and digest.hexdigest() != sha256.lower():
+                raise LangdeployError(
+                    f"The file from {url} has SHA-256 {digest.hexdigest()}, not {sha256}.",
+                    fix="Check deploy.model_url and deploy.model_sha256.",
+                )
     except OSError as exc:
         raise LangdeployError(
             f"Could not fetch the model from {url}: {exc}.",
             fix="Check the URL, the network policy and the free space on the volume.",
         ) from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return True

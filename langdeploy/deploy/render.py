@@ -9,9 +9,6 @@ directory beside the destination, then moves into place, so a failure never leav
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from langdeploy.deploy.context import DeployContext, build_context
 from langdeploy.errors import LangdeployError
+from langdeploy.fsutil import atomic_dir, write_tree
 from langdeploy.plugins import Registry
 from langdeploy.settings import Settings
 
@@ -122,18 +120,6 @@ def render(
     ctx = build_context(settings, gpu=gpu, needs=needs)
     ctx.extra["out_dir"] = out
     files = spec.render(ctx)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for rel, text in files.items():
-            path = staging / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        staging.chmod(0o755)
-        if out.is_dir():
-            out.rmdir()  # empty, checked above
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with atomic_dir(out) as staging:  # empty or missing, checked above
+        write_tree(staging, files)
     return out, sorted(files)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from rich.table import Table
 
 from langdeploy.errors import LangdeployError
 from langdeploy.evaluate._deps import require
+from langdeploy.fsutil import atomic_write_text
 
 
 def fmt(value: Any, digits: int = 3, unit: str = "") -> str:
@@ -32,23 +31,12 @@ def fmt(value: Any, digits: int = 3, unit: str = "") -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        # mkstemp makes the file private (0600); a report is meant to be shared.
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write_text(path, text)
     except OSError as exc:
         raise LangdeployError(
             f"Could not write {path}: {exc}.", fix="Check that --out is a writable directory."
         ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_outputs(results: dict[str, Any], out_dir: Path, *, html: bool = True) -> list[Path]:

@@ -11,11 +11,11 @@ from langdeploy.guards.output import (
     MaxLengthGuard,
     RefusalGuard,
     SystemPromptLeakGuard,
-    ToxicityGuard,
 )
 from langdeploy.guards.pii import PIIGuard
 from langdeploy.guards.secrets import SecretsGuard
 from langdeploy.guards.text import DeniedTopicsGuard, InvisibleTextGuard, LengthGuard
+from langdeploy.guards.toxicity import ToxicityGuard
 
 BUILTIN_GUARDS = (
     LengthGuard,

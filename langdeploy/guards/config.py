@@ -32,8 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langdeploy.errors import ConfigError, UnknownNameError
 from langdeploy.guards.base import ACTIONS, Action, Guard, Stage
-from langdeploy.guards.pipeline import GuardPipeline, Observer
+from langdeploy.guards.events import Observer
 from langdeploy.guards.registry import guard_registry
+from langdeploy.guards.request import GuardPipeline
 
 
 class GuardEntry(BaseModel):

@@ -8,7 +8,6 @@ stream they hold back only what they need (see StreamRedactor).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.documents import Document
@@ -17,23 +16,13 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.runnables.utils import AddableDict
 
 from langdeploy.guards.base import Guard, GuardContext, GuardrailViolation, Redactions
-from langdeploy.guards.pipeline import GuardPipeline, StreamCollector, StreamRedactor
-from langdeploy.runnables import DelegatingRunnable
+from langdeploy.guards.request import GuardPipeline
+from langdeploy.guards.stream import StreamCollector, StreamRedactor
+from langdeploy.runnables import Call, Core, DelegatingRunnable, arun_core, run_core
 
 # Called with a violation raised inside a stream; returning True ends the stream quietly (the
 # server then sends the error event itself), False re-raises.
 StreamViolationHandler = Callable[[GuardrailViolation], bool]
-
-
-@dataclass
-class _BatchPlan:
-    """A batch after its input guards: what still goes to the chain, and where answers land."""
-
-    ctxs: list[GuardContext]
-    outputs: list[Any]
-    todo: list[int]
-    todo_inputs: list[Any]
-    todo_configs: list[Any]
 
 
 class GuardedRunnable(DelegatingRunnable):
@@ -68,16 +57,14 @@ class GuardedRunnable(DelegatingRunnable):
         return self.output_pipeline.guard_value(value, ctx)
 
     # -- invoke / batch -----------------------------------------------------------------------
+    # Written once as cores (see langdeploy.runnables); the sync and async methods only say how
+    # the chain is called.
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        ctx = self._context()
-        output = self.bound.invoke(self.guard_input(input, ctx), config, **kwargs)
-        return self.guard_output(output, ctx)
+        return run_core(self._invoke(input, config, kwargs))
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        ctx = self._context()
-        output = await self.bound.ainvoke(self.guard_input(input, ctx), config, **kwargs)
-        return self.guard_output(output, ctx)
+        return await arun_core(self._invoke(input, config, kwargs))
 
     def batch(
         self,
@@ -87,13 +74,7 @@ class GuardedRunnable(DelegatingRunnable):
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[Any]:
-        plan = self._plan_batch(inputs, config, return_exceptions)
-        if plan.todo:
-            results = self.bound.batch(
-                plan.todo_inputs, plan.todo_configs, return_exceptions=return_exceptions, **kwargs
-            )
-            self._merge_batch(plan, results, return_exceptions)
-        return plan.outputs
+        return run_core(self._batch(inputs, config, return_exceptions, kwargs))
 
     async def abatch(
         self,
@@ -103,40 +84,42 @@ class GuardedRunnable(DelegatingRunnable):
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[Any]:
-        plan = self._plan_batch(inputs, config, return_exceptions)
-        if plan.todo:
-            results = await self.bound.abatch(
-                plan.todo_inputs, plan.todo_configs, return_exceptions=return_exceptions, **kwargs
-            )
-            self._merge_batch(plan, results, return_exceptions)
-        return plan.outputs
+        return await arun_core(self._batch(inputs, config, return_exceptions, kwargs))
 
-    def _plan_batch(
+    def _invoke(
+        self, input: Any, config: RunnableConfig | None, kwargs: dict[str, Any]
+    ) -> Core[Any]:
+        ctx = self._context()
+        output = yield Call.of(self.bound, "invoke", self.guard_input(input, ctx), config, **kwargs)
+        return self.guard_output(output, ctx)
+
+    def _batch(
         self,
         inputs: list[Any],
         config: RunnableConfig | list[RunnableConfig] | None,
         return_exceptions: bool,
-    ) -> _BatchPlan:
+        kwargs: dict[str, Any],
+    ) -> Core[list[Any]]:
         # Input guards first, for every input, so a blocked one fails before any generation.
         ctxs = [self._context() for _ in inputs]
-        guarded_inputs = self._guard_inputs(inputs, ctxs, return_exceptions)
-        todo = [i for i, g in enumerate(guarded_inputs) if not isinstance(g, Exception)]
+        outputs = self._guard_inputs(inputs, ctxs, return_exceptions)
+        todo = [i for i, g in enumerate(outputs) if not isinstance(g, Exception)]
+        if not todo:
+            return outputs
         configs = _configs(config, len(inputs))
-        return _BatchPlan(
-            ctxs=ctxs,
-            outputs=list(guarded_inputs),
-            todo=todo,
-            todo_inputs=[guarded_inputs[i] for i in todo],
-            todo_configs=[configs[i] for i in todo],
+        results = yield Call.of(
+            self.bound,
+            "batch",
+            [outputs[i] for i in todo],
+            [configs[i] for i in todo],
+            return_exceptions=return_exceptions,
+            **kwargs,
         )
-
-    def _merge_batch(self, plan: _BatchPlan, results: list[Any], return_exceptions: bool) -> None:
-        for i, out in zip(plan.todo, results, strict=True):
-            plan.outputs[i] = (
-                out
-                if isinstance(out, Exception)
-                else self._out(out, plan.ctxs[i], return_exceptions)
+        for i, out in zip(todo, results, strict=True):
+            outputs[i] = (
+                out if isinstance(out, Exception) else self._out(out, ctxs[i], return_exceptions)
             )
+        return outputs
 
     def _guard_inputs(
         self, inputs: Sequence[Any], ctxs: list[GuardContext], return_exceptions: bool
@@ -160,27 +143,32 @@ class GuardedRunnable(DelegatingRunnable):
             return exc
 
     # -- streams ------------------------------------------------------------------------------
+    # The logic is _StreamState's (feed, finish), shared; the two methods differ only in how
+    # they iterate the chain's stream.
+
+    def _open_stream(self, input: Any) -> tuple[Any, _StreamState]:
+        ctx = self._context()
+        return self.guard_input(input, ctx), _StreamState(self.output_pipeline, ctx)
+
+    def _ends_quietly(self, exc: GuardrailViolation) -> bool:
+        return self.on_stream_violation is not None and self.on_stream_violation(exc)
 
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:
-        ctx = self._context()
-        guarded_input = self.guard_input(input, ctx)
-        state = _StreamState(self.output_pipeline, ctx)
+        guarded_input, state = self._open_stream(input)
         try:
             for chunk in self.bound.stream(guarded_input, config, **kwargs):
                 yield from state.feed(chunk)
             yield from state.finish()
         except GuardrailViolation as exc:
-            if self.on_stream_violation is None or not self.on_stream_violation(exc):
+            if not self._ends_quietly(exc):
                 raise
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
-        ctx = self._context()
-        guarded_input = self.guard_input(input, ctx)
-        state = _StreamState(self.output_pipeline, ctx)
+        guarded_input, state = self._open_stream(input)
         try:
             async for chunk in self.bound.astream(guarded_input, config, **kwargs):
                 for out in state.feed(chunk):
@@ -188,7 +176,7 @@ class GuardedRunnable(DelegatingRunnable):
             for out in state.finish():
                 yield out
         except GuardrailViolation as exc:
-            if self.on_stream_violation is None or not self.on_stream_violation(exc):
+            if not self._ends_quietly(exc):
                 raise
 
 

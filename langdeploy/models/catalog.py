@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError
+from langdeploy.fsutil import atomic_path
 from langdeploy.models.gguf_meta import FILE_TYPES, read_gguf_header
 
 
@@ -97,15 +97,8 @@ def _gemma3() -> Path:
     if target.is_file():
         return target
     # Assemble beside the target, then rename: a crash never leaves a half-written model file.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    os.close(fd)
-    try:
-        pkg.assemble(output_path=tmp, overwrite=True)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(target) as tmp:
+        pkg.assemble(output_path=str(tmp), overwrite=True)
     return target
 
 

@@ -83,6 +83,16 @@ def _deliver(job: _Job, item: Any) -> None:
         job.cancel.set()
 
 
+def _unpack(item: Any) -> Delta | None:
+    """What a worker's item means to the stream that reads it (sync or async alike): a delta,
+    None for the end, or the generation's error, raised here."""
+    if item is _DONE:
+        return None
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
 @dataclass
 class _Job:
     messages: list[dict[str, Any]]
@@ -271,11 +281,10 @@ class LlamaEngine:
                 except queue.Empty:
                     raise self._timeout(job) from None
                 started = True
-                if item is _DONE:
+                delta = _unpack(item)
+                if delta is None:
                     return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+                yield delta
         finally:
             job.cancel.set()
 
@@ -303,11 +312,10 @@ class LlamaEngine:
                     except TimeoutError:
                         raise self._timeout(job) from None
                     started = True
-                if item is _DONE:
+                delta = _unpack(item)
+                if delta is None:
                     return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+                yield delta
         finally:
             # A client that disconnects closes this generator: stop generating for it.
             job.cancel.set()

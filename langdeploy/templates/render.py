@@ -1,41 +1,40 @@
 """Render an app from a template: validate the name, render into a temporary directory, move.
 
-Layers are directories of a package, walked with importlib.resources so templates work from a
-wheel as well as a checkout. A file that ends in ``.j2`` is rendered with Jinja2 (the suffix is
-dropped); any other file is copied. A name that starts with ``_dot_`` becomes a dotfile
-(``_dot_gitignore`` -> ``.gitignore``), because package data globs skip dotfiles. The app's
-deploy/ folder comes from the deploy renderer, from the app's own settings.
+The template's files come from layers.py (render_app_files); the app's deploy/ folder comes
+from the deploy renderer, from the app's own settings.
 """
 
 from __future__ import annotations
 
-import json
 import keyword
-import os
 import re
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
-from importlib import resources
-from importlib.resources.abc import Traversable
-from pathlib import Path, PurePosixPath
-from typing import Any
-
-from jinja2 import Environment, StrictUndefined, TemplateError
+from pathlib import Path
 
 from langdeploy import __version__
-from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError
+from langdeploy.errors import ConfigError, UnknownNameError
+from langdeploy.fsutil import atomic_dir, write_tree
 from langdeploy.models.catalog import BUILTIN_MODELS
-from langdeploy.templates.registry import AppTemplate, template_registry
+from langdeploy.templates.layers import render_app_files, template_vars
+from langdeploy.templates.registry import template_registry
 from langdeploy.templates.upgrade import write_state
+
+# render_app_files and template_vars lived here; callers still import them from this module.
+__all__ = [
+    "MAX_NAME",
+    "NewApp",
+    "new_app",
+    "render_app_files",
+    "template_vars",
+    "validate_app_name",
+]
 
 # Top-level names the app itself uses, or that would shadow langdeploy and its tools.
 _RESERVED = {"langdeploy", "chains", "guards", "deploy", "tests", "test", "docs", "app"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # deploy.name becomes Kubernetes object names: at most 42 characters there.
 MAX_NAME = 40
-DOT_PREFIX = "_dot_"
 
 
 @dataclass
@@ -102,92 +101,6 @@ def _model_name(model: str | None) -> str:
     )
 
 
-def template_vars(template: AppTemplate, name: str, model: str) -> dict[str, Any]:
-    extras = ",".join(template.extras)
-    return {
-        "name": name,
-        "title": name.replace("_", " ").title(),
-        "deploy_name": name.replace("_", "-"),
-        "template": template.name,
-        "description": template.description,
-        "chain": template.chain,
-        "model_name": model,
-        "langdeploy_version": __version__,
-        "langdeploy_requirement": f"langdeploy[{extras}]>={__version__}"
-        if extras
-        else f"langdeploy>={__version__}",
-        "test_max_tokens": template.test_max_tokens,
-        **template.variables,
-    }
-
-
-def _walk(root: Traversable, prefix: PurePosixPath) -> list[tuple[PurePosixPath, Traversable]]:
-    out: list[tuple[PurePosixPath, Traversable]] = []
-    for child in sorted(root.iterdir(), key=lambda c: c.name):
-        if child.name == "__pycache__" or child.name.endswith(".pyc"):
-            continue
-        if child.is_dir():
-            out += _walk(child, prefix / child.name)
-        else:
-            out.append((prefix / child.name, child))
-    return out
-
-
-def _target_name(rel: PurePosixPath) -> PurePosixPath:
-    parts = [p.replace(DOT_PREFIX, ".", 1) if p.startswith(DOT_PREFIX) else p for p in rel.parts]
-    if parts[-1].endswith(".j2"):
-        parts[-1] = parts[-1][: -len(".j2")]
-    return PurePosixPath(*parts)
-
-
-def render_app_files(template: AppTemplate, variables: dict[str, Any]) -> dict[str, str]:
-    """The app's files (relative path -> text), later layers overriding earlier ones."""
-    env = Environment(
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # source files and TOML, not HTML
-    )
-    # A JSON string is a valid TOML basic string: paths with quotes or backslashes stay intact.
-    env.filters["toml"] = json.dumps
-    files: dict[str, str] = {}
-    try:
-        package_root = resources.files(template.package)
-    except ModuleNotFoundError:
-        raise LangdeployError(
-            f"The template {template.name!r} names the package {template.package!r}, which is "
-            "not installed.",
-            fix="Install the package that provides the template.",
-        ) from None
-    for layer in template.layers:
-        root = package_root.joinpath(layer)
-        if not root.is_dir():
-            raise LangdeployError(
-                f"The template {template.name!r}: layer {layer!r} is not a directory of "
-                f"{template.package}.",
-                fix="Fix the template's layers.",
-            )
-        for rel, source in _walk(root, PurePosixPath()):
-            target = _target_name(rel)
-            if target.is_absolute() or ".." in target.parts:
-                raise LangdeployError(
-                    f"The template {template.name!r} would write outside the app: {target}.",
-                    fix="Rename the file in the template.",
-                )
-            text = source.read_text(encoding="utf-8")
-            if rel.name.endswith(".j2"):
-                try:
-                    text = env.from_string(text).render(**variables)
-                except TemplateError as exc:
-                    raise LangdeployError(
-                        f"The template {template.name!r} failed to render {layer}/{rel}: {exc}",
-                        fix="Fix the template file.",
-                    ) from None
-            files[str(target)] = text
-    return files
-
-
 def _check_destination(dest: Path, force: bool) -> None:
     if dest.exists() and not dest.is_dir():
         raise ConfigError(
@@ -249,39 +162,11 @@ def new_app(
         "langdeploy_version": __version__,
     }
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        for rel, text in files.items():
-            path = staging / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+    # --force into a folder with files: the app's files replace their namesakes, others stay.
+    with atomic_dir(dest, merge=True) as staging:
+        write_tree(staging, files)
         _render_deploy(staging, app)
         app.files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         # What `langdeploy upgrade` merges against later.
         write_state(staging, answers, files)
-        staging.chmod(0o755)
-        if dest.is_dir() and any(dest.iterdir()):
-            _merge_into(staging, dest)
-        else:
-            if dest.is_dir():
-                dest.rmdir()
-            os.replace(staging, dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return app
-
-
-def _merge_into(staging: Path, dest: Path) -> None:
-    """--force: every file of the new app replaces its namesake; other files stay."""
-    for source in sorted(staging.rglob("*")):
-        target = dest / source.relative_to(staging)
-        if source.is_dir():
-            if target.exists() and not target.is_dir():
-                target.unlink()
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            if target.is_dir():
-                shutil.rmtree(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)

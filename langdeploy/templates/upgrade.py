@@ -21,6 +21,7 @@ from typing import Any
 
 from langdeploy import __version__
 from langdeploy.errors import ConfigError, LangdeployError
+from langdeploy.templates.layers import render_app_files, template_vars
 from langdeploy.templates.registry import template_registry
 
 STATE_DIR = ".langdeploy-template"
@@ -107,8 +108,6 @@ def merge3(ours: str, base: str, theirs: str) -> tuple[str, bool]:
 
 def upgrade_app(app_dir: Path, *, template_name: str | None = None) -> UpgradeReport:
     """Re-render the app's template with its answers and merge it into the app."""
-    from langdeploy.templates.render import render_app_files, template_vars
-
     app_dir = app_dir.resolve()
     answers = read_answers(app_dir)
     template = template_registry.get(template_name or answers["template"])

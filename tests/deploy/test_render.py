@@ -15,7 +15,7 @@ from typing import ClassVar
 import pytest
 
 from langdeploy.deploy import DeployTarget, deploy_targets, render, render_files
-from langdeploy.deploy import validate as validate_mod
+from langdeploy.deploy.checks import tools as check_tools
 from langdeploy.deploy.validate import validate_dir
 from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError
 from langdeploy.settings import load_settings
@@ -176,7 +176,8 @@ def test_a_missing_validator_fails_and_names_the_install(
     app_dir: Path, render_cli: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = render_cli(app_dir, "compose")
-    monkeypatch.setattr(validate_mod, "find_tool", lambda name: None)
+    # Every check finds its validator through checks.tools: hide them all there.
+    monkeypatch.setattr(check_tools, "find_tool", lambda name: None)
     results = validate_dir(out)
     assert results and all(r.status == "fail" for r in results)
     assert any("pip install 'langdeploy[deploy]'" in r.detail for r in results)

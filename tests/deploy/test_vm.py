@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from langdeploy.deploy import validate as validate_mod
+from langdeploy.deploy.checks import tools as check_tools
 from langdeploy.deploy.validate import check_unit, check_user_data, validate_dir
 from tests.deploy.conftest import make_app, run_cli, settings_from_env
 
@@ -263,7 +264,8 @@ def test_upstream_api_key_is_a_systemd_credential(
 def test_caddyfile_check_is_optional_and_says_so(
     vm_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(validate_mod, "find_tool", lambda name: None)
+    # Every check finds its validator through checks.tools: hide them all there.
+    monkeypatch.setattr(check_tools, "find_tool", lambda name: None)
     result = validate_mod.check_caddyfile(vm_dir / "Caddyfile", "Caddyfile")
     assert result.status == "skip" and "apt-get install caddy" in result.detail
 

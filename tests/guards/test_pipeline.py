@@ -262,6 +262,16 @@ def test_guarded_invoke_batch_stream_and_schemas() -> None:
     with pytest.raises(GuardrailViolation):
         g.batch(bad)
     assert len(asyncio.run(g.abatch(inputs))) == 2
+    # The async forms run the same core as the sync ones: same answers, same failures.
+    assert asyncio.run(g.abatch(bad, return_exceptions=True))[:2] == mixed[:2]
+    assert asyncio.run(g.ainvoke(inputs[1])) == g.invoke(inputs[1])
+    assert seen[-1]["messages"][0]["content"] == "<EMAIL_1>"
+    with pytest.raises(GuardrailViolation):
+        asyncio.run(g.ainvoke(bad[2]))
+    # Every input blocked: the chain is not called at all.
+    calls = len(seen)
+    assert isinstance(g.batch(bad[2:], return_exceptions=True)[0], GuardrailViolation)
+    assert len(seen) == calls
 
 
 def test_guarded_stream_sync_and_async_redacts_and_keeps_chunk_types() -> None:
