@@ -200,8 +200,14 @@ class _StreamState:
         if self.redactor is None:
             yield chunk
             return
-        if isinstance(chunk, dict) and chunk:
+        if isinstance(chunk, AddableDict) and chunk:
+            # Deltas that sum into the answer (rag's {"answer": "tok"}): stream per field.
             yield from self._feed_dict(chunk)
+            return
+        if isinstance(chunk, dict):
+            # A plain dict is a snapshot of the whole value so far (a JSON parser's partial
+            # object), not a delta: guarded once, whole, at the end, never piece by piece.
+            self.collector.add(chunk)
             return
         text = _chunk_text(chunk)
         if text is None:

@@ -409,3 +409,16 @@ def test_threats_glued_to_punctuation_are_redacted_whole_in_a_stream(text: str, 
         stream = StreamRedactor(GuardPipeline("output", [ToxicityGuard()]))
         out = "".join(stream.feed(p) for p in pieces(text, size)) + stream.finish()
         assert out == want, (size, out)
+
+
+def test_snapshot_dicts_are_guarded_whole_not_as_deltas() -> None:
+    # A JSON parser's partial objects: each chunk is the whole value so far, not a delta.
+    snapshots = [{"email": "jane@"}, {"email": "jane@acme"}, {"email": "jane@acme.com"}]
+
+    def chain(_: Iterator[Any]) -> Iterator[dict[str, str]]:
+        yield from snapshots
+
+    g = guarded(RunnableGenerator(chain), [], [PIIGuard()])
+    chunks = list(g.stream("x"))
+    # No partial address leaves, and the answer is the last snapshot, redacted.
+    assert chunks == [{"email": "<EMAIL_1>"}]
