@@ -25,8 +25,12 @@ MARK = "test-driver: in embed call"
 # hand SIGINT to another of the process's threads (onnxruntime's), and Python raises the
 # KeyboardInterrupt in the main thread only once that thread runs bytecode again.
 DRIVER = f"""
-import sys, threading
+import signal, sys, threading
 from langdeploy.retrieval.embeddings import OnnxMiniLM
+
+# A shell that started the test run in the background hands its children SIGINT ignored; a
+# user at a terminal has Python's default handler, so the driver puts that back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 real, calls = OnnxMiniLM.embed, [0]
 
