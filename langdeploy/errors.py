@@ -12,6 +12,8 @@ class LangdeployError(Exception):
 
     status_code: int = 500
     error_type: str = "langdeploy_error"
+    # What the CLI exits with: 1 for a failure, 2 for a usage error (as Click does).
+    exit_code: int = 1
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
         self.message = message
@@ -28,6 +30,12 @@ class ConfigError(LangdeployError):
     """A settings value or a config file is wrong; raised at start-up."""
 
     error_type = "config_error"
+
+
+class OptionError(ConfigError):
+    """A command-line option's value is out of bounds: a usage error, so the CLI exits 2."""
+
+    exit_code = 2
 
 
 class UnknownNameError(LangdeployError):

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from langdeploy.cli.common import console, err_console, handle_errors
+from langdeploy.cli.common import console, err_console, handle_errors, names_table
 from langdeploy.guards.base import STAGES, GuardContext
 from langdeploy.guards.config import build_chain_guards, load_guards_file
 from langdeploy.guards.registry import guard_registry
@@ -36,9 +35,12 @@ def list_guards(as_json: bool = typer.Option(False, "--json", help="Print JSON."
     if as_json:
         console.print_json(json.dumps(rows))
         return
-    table = Table(title="langdeploy guards")
-    for col in ("name", "stages", "default", "actions", "options", "description"):
-        table.add_column(col)
+    table = names_table(
+        "langdeploy guards",
+        "name",
+        [r["name"] for r in rows],
+        ["stages", "default", "actions", "options", "description"],
+    )
     for r in rows:
         table.add_row(
             r["name"],
