@@ -28,9 +28,12 @@ from langdeploy.chains.registry import ChainContext, chain_registry
 from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError
 from langdeploy.models.factory import ModelHandle, build_model
 from langdeploy.serve.admission import AdmissionLimit
+from langdeploy.serve.docs_assets import install_docs
 from langdeploy.serve.errors import error_body, install_error_handlers
 from langdeploy.serve.guarding import install_guards
 from langdeploy.serve.openai_facade import build_router
+from langdeploy.serve.pages import install_index
+from langdeploy.serve.playground import install_playground
 from langdeploy.serve.streams import StreamErrorBoundary
 from langdeploy.settings import Settings
 
@@ -99,7 +102,11 @@ def create_app(
         version=__version__,
         description="Guarded LangChain chains served by LangServe.",
         lifespan=lifespan,
+        # Served from local assets by install_docs: FastAPI's own pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.settings = settings
     app.state.model = handle
     app.state.chain_paths = {spec.name: f"/{spec.name}" for spec in specs}
@@ -138,11 +145,18 @@ def create_app(
         ) or guards.retrieval_guard(spec.name)
         runnable = StreamErrorBoundary(guards.wrap(spec.name, spec.factory(ctx)))
         runnables[spec.name] = runnable
+        # A chat-shaped chain gets the chat playground with schemas it recognises (before
+        # add_routes, so its route wins); any other chain LangServe's default playground.
+        playground_type = (
+            install_playground(app, spec.name, runnable, spec.playground_type)
+            if settings.server.playground
+            else spec.playground_type
+        )
         add_routes(
             app,
             runnable,
             path=f"/{spec.name}",
-            playground_type=spec.playground_type,
+            playground_type=playground_type,
             dependencies=[Depends(admission), *guards.dependencies(spec.name)],
             disabled_endpoints=disabled or None,  # type: ignore[arg-type]
         )
@@ -151,32 +165,16 @@ def create_app(
     if settings.server.openai_api and "chat" in runnables:
         # The same Runnable as /chat, so OpenAI clients get the same guards.
         app.include_router(
-            build_router(runnables["chat"], handle.name), dependencies=[Depends(admission)]
+            build_router(runnables["chat"], handle.public_name), dependencies=[Depends(admission)]
         )
 
-    @app.get("/", tags=["meta"])
-    async def index() -> dict[str, Any]:
-        return {
-            "name": "langdeploy",
-            "version": __version__,
-            "model": await run_in_threadpool(handle.describe),
-            "chains": [
-                {
-                    "name": spec.name,
-                    "description": spec.description,
-                    "path": f"/{spec.name}",
-                    "invoke": f"/{spec.name}/invoke",
-                    "stream": f"/{spec.name}/stream",
-                    "batch": f"/{spec.name}/batch",
-                    "input_schema": f"/{spec.name}/input_schema",
-                    "playground": f"/{spec.name}/playground/"
-                    if settings.server.playground
-                    else None,
-                }
-                for spec in specs
-            ],
-            "openai": "/v1/chat/completions" if "chat" in runnables else None,
-        }
+    install_index(
+        app,
+        specs,
+        handle,
+        playground=settings.server.playground,
+        openai="chat" in runnables and settings.server.openai_api,
+    )
 
     @app.get("/healthz", tags=["meta"])
     async def healthz() -> dict[str, str]:

@@ -46,7 +46,13 @@ def _describe_validation(errors: list[Any]) -> str:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
         where = ".".join(loc) or "body"
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts) or "The request is invalid."
+    return sentence("; ".join(parts)) or "The request is invalid."
+
+
+def sentence(text: str) -> str:
+    """End ``text`` as a sentence, so a hint appended after it does not run into it."""
+    text = text.rstrip()
+    return text if not text or text.endswith((".", "!", "?")) else text + "."
 
 
 def install_error_handlers(app: FastAPI) -> None:
