@@ -111,7 +111,9 @@ def test_chat_playground_gets_chat_shaped_schemas(client: TestClient) -> None:
     assert html.index("<script>") < html.index('type="module"')
     bundle_path = re.search(r'src="(/chat/playground/assets/[^"]+\.js)"', html)
     assert bundle_path
-    assert "Check your backend logs" not in client.get(bundle_path.group(1)).text
+    bundle = client.get(bundle_path.group(1)).text
+    assert "Check your backend logs" not in bundle
+    assert '["AIMessageChunk","AIMessage","ai"].includes(' in bundle
 
 
 def test_rest_validation_stays_strict(client: TestClient) -> None:

@@ -16,7 +16,7 @@ The page also needs the server's errors. Its stream client throws away a non-200
 (a guard's 400 says only "Expected content-type to be text/event-stream") and ignores ``event:
 error`` mid-stream. A small script (``data/playground_errors.js``), put in front of the bundle,
 turns both into a failed stream whose message is the server's, which the page shows in its
-error toast.
+error toast. Two small edits to the served bundle are listed at ``_BUNDLE_EDITS``.
 """
 
 from __future__ import annotations
@@ -37,9 +37,15 @@ log = logging.getLogger("langdeploy.serve")
 
 PlaygroundType = Literal["default", "chat"]
 
-# The bundle's own suffix to every error toast (a template literal holding a real newline);
-# wrong for a guard's message, which is complete. Absent from another build, nothing changes.
-_TOAST_SUFFIX = "+`\nCheck your backend logs for errors.`"
+# Two edits to the pinned bundle (langserve==0.3.3); in another build they match nothing and
+# change nothing. The suffix it adds to every error toast (a template literal holding a real
+# newline) is wrong for a guard's message, which is complete. And it shows an answer only when
+# its type is "AIMessageChunk" or "AIMessage", but a chain that ends in a step returning an
+# AIMessage (an app's tidy step) streams it whole, serialised with its own type, "ai".
+_BUNDLE_EDITS = (
+    ("+`\nCheck your backend logs for errors.`", ""),
+    ('["AIMessageChunk","AIMessage"].includes(', '["AIMessageChunk","AIMessage","ai"].includes('),
+)
 
 
 def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +148,9 @@ def install_playground(
             return Response(page, media_type=media)
         if media == "application/javascript" and response.status_code == 200:
             bundle = bytes(response.body).decode("utf-8")
-            return Response(bundle.replace(_TOAST_SUFFIX, ""), media_type=media)
+            for before, after in _BUNDLE_EDITS:
+                bundle = bundle.replace(before, after)
+            return Response(bundle, media_type=media)
         return response
 
     app.add_api_route(
