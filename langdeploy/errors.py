@@ -7,6 +7,13 @@ table of special cases, and `retry_after` for back-pressure errors.
 from __future__ import annotations
 
 
+def sentence(text: str) -> str:
+    """``text`` ended as a sentence, so that whatever follows it starts a new one: a message
+    that ends with a quoted error ("...: line 1, column 5") gets its full stop."""
+    text = text.rstrip()
+    return text if not text or text.endswith((".", "!", "?", ":")) else text + "."
+
+
 class LangdeployError(Exception):
     """Root of every error langdeploy raises on purpose."""
 
@@ -18,7 +25,8 @@ class LangdeployError(Exception):
     def __init__(self, message: str, *, fix: str | None = None) -> None:
         self.message = message
         self.fix = fix
-        super().__init__(f"{message} {fix}" if fix else message)
+        # The fix is a sentence of its own: the message must not run into it.
+        super().__init__(f"{sentence(message)} {fix}" if fix else message)
 
     @property
     def public_message(self) -> str:

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pexpect
 
-from langdeploy.guards.registry import guard_registry
-from langdeploy.models import catalog
-from langdeploy.templates import template_registry
+from langdeploy.errors import ConfigError, sentence
 
 REPO = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
@@ -65,11 +63,12 @@ def test_bad_option_value_is_a_usage_error_without_traceback(empty_dir: Path) ->
 
 
 def test_names_are_never_cut_at_80_columns(empty_dir: Path) -> None:
-    for args, names in (
-        (("models", "list"), catalog.known_names()),
-        (("guards", "list"), [name for name, _ in guard_registry.items()]),
-        (("templates", "list"), [name for name, _ in template_registry.items()]),
-    ):
+    for args in (("models", "list"), ("guards", "list"), ("templates", "list")):
+        # The names, as this CLI process registers them (plugins included).
+        status, out = terminal(*args, "--json", cwd=empty_dir, columns=400)
+        assert status == 0, out
+        names = [item["name"] for item in json.loads(out)]
+        assert names
         status, out = terminal(*args, cwd=empty_dir)
         assert status == 0, out
         assert max(len(line) for line in out.splitlines()) <= 80, out
@@ -92,3 +91,25 @@ def test_templates_list_promises_what_new_writes(tmp_path: Path) -> None:
         assert written == promised, (deploy, written)
         # Its note says how to get the rest, in whole sentences.
         assert "deploy/vm was not rendered" in out and ". Then run:" in out
+
+
+def test_messages_do_not_run_into_their_fix() -> None:
+    # A message that ends with a quoted error gets its full stop before the fix.
+    exc = ConfigError("Could not read settings from x.toml: line 1, column 5", fix="Fix the file.")
+    assert str(exc) == "Could not read settings from x.toml: line 1, column 5. Fix the file."
+    assert str(ConfigError("Done.", fix="Next.")) == "Done. Next."
+    assert sentence("(allowed: >= 1)") == "(allowed: >= 1)."
+
+
+def test_ingest_draws_its_progress_bar_within_80_columns(tmp_path: Path) -> None:
+    from tests.rag.conftest import make_app_dir, write_corpus
+
+    app_dir = make_app_dir(tmp_path / "app")
+    docs = write_corpus(tmp_path / "docs")
+    status, out = terminal("ingest", str(docs), "--app-dir", str(app_dir), cwd=tmp_path)
+    assert status == 0, out
+    assert "5/5 files" in out  # the bar, redrawn in place as files are done
+    # Every redraw fits the terminal: a wider one would wrap and leave broken lines behind.
+    frames = [frame for line in out.split("\n") for frame in line.split("\r")]
+    assert max(len(frame.rstrip()) for frame in frames) <= 80, out
+    assert "files:  5 (5 new, 0 changed, 0 unchanged, 0 failed)" in out

@@ -111,6 +111,9 @@ def test_chat_playground_gets_chat_shaped_schemas(client: TestClient) -> None:
     assert html.index("<script>") < html.index('type="module"')
     bundle_path = re.search(r'src="(/chat/playground/assets/[^"]+\.js)"', html)
     assert bundle_path
+    # The page's share links open the same page.
+    shared = client.get("/chat/c/N4XyA/playground/")
+    assert shared.status_code == 200 and "langdeploy: LangServe's chat playground" in shared.text
     bundle = client.get(bundle_path.group(1)).text
     assert "Check your backend logs" not in bundle
     assert '["AIMessageChunk","AIMessage","ai"].includes(' in bundle

@@ -44,11 +44,14 @@ def settings_from(
 ) -> Settings:
     """Load settings once; CLI flags that were given override the files and environment.
 
-    ``overrides`` are ``section__field=value``; ``flags`` names the option behind each, so a bad
-    value is reported as that option's (exit 2), in the same form as a bad setting.
+    ``overrides`` are ``section__field=value``; ``flags`` names the option behind each where it
+    is not ``--field``, so a bad value is reported as that option's (exit 2), in the same form
+    as a bad setting.
     """
     settings = load_settings(app_dir)
-    apply_overrides(settings, overrides, flags)
+    # By default an option is named after its field (--collection for retrieval__collection).
+    named = {key: "--" + key.partition("__")[2].replace("_", "-") for key in overrides}
+    apply_overrides(settings, overrides, {**named, **(flags or {})})
     return settings
 
 

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from langdeploy.errors import LangdeployError, ServiceUnavailable
+from langdeploy.errors import LangdeployError, ServiceUnavailable, sentence
 
 log = logging.getLogger("langdeploy.serve")
 
@@ -47,12 +47,6 @@ def _describe_validation(errors: list[Any]) -> str:
         where = ".".join(loc) or "body"
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
     return sentence("; ".join(parts)) or "The request is invalid."
-
-
-def sentence(text: str) -> str:
-    """End ``text`` as a sentence, so a hint appended after it does not run into it."""
-    text = text.rstrip()
-    return text if not text or text.endswith((".", "!", "?")) else text + "."
 
 
 def install_error_handlers(app: FastAPI) -> None:

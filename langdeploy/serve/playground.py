@@ -153,10 +153,9 @@ def install_playground(
             return Response(bundle, media_type=media)
         return response
 
-    app.add_api_route(
-        f"/{name}/playground/{{file_path:path}}",
-        chat_playground,
-        methods=["GET"],
-        include_in_schema=False,
-    )
+    # The page's Share button links to /{name}/c/<config>/playground/: the same page (it takes
+    # no configuration; LangServe reads the config from the path for the page's requests).
+    for path in (f"/{name}/playground/{{file_path:path}}",
+                 f"/{name}/c/{{config_hash}}/playground/{{file_path:path}}"):  # fmt: skip
+        app.add_api_route(path, chat_playground, methods=["GET"], include_in_schema=False)
     return "chat"

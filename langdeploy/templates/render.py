@@ -25,7 +25,7 @@ from typing import Any
 from jinja2 import Environment, StrictUndefined, TemplateError
 
 from langdeploy import __version__
-from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError
+from langdeploy.errors import ConfigError, LangdeployError, UnknownNameError, sentence
 from langdeploy.models.catalog import BUILTIN_MODELS
 from langdeploy.templates.registry import AppTemplate, template_registry
 from langdeploy.templates.upgrade import write_state
@@ -214,8 +214,8 @@ def _render_deploy(staging: Path, app: NewApp) -> None:
         except ConfigError as exc:
             # One target may need a setting first (k8s and a local model file): say how.
             app.notes.append(
-                f"deploy/{target} was not rendered: {exc} Then run: langdeploy deploy render "
-                f"--target {target}"
+                f"deploy/{target} was not rendered: {sentence(str(exc))} "
+                f"Then run: langdeploy deploy render --target {target}"
             )
             continue
         app.deploy_targets.append(target)
