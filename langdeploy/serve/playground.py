@@ -7,16 +7,19 @@ Pydantic 2 writes an AIMessage output as one object with ``type: {"const": "ai"}
 shows its "only supported for chains that take ..." notice instead of a chat.
 
 This module serves the same playground build at ``/{chain}/playground/`` (registered before
-LangServe's own route, so it wins) with a copy of the chain's schemas in that shape. Only the
-page's embedded schemas change: the REST routes, their strict validation and /input_schema stay
-as they are, and the page posts ``{"messages": [...]}`` to ``/{chain}/stream_log`` like any
-client, through the guards.
+LangServe's own route, so it wins) with copies of the chain's schemas in that shape embedded in
+the page. The page asks the server for its schemas (``/c/<config>/input_schema`` and
+``/output_schema``) rather than reading the embedded ones, so a small script
+(``data/playground_fetch.js``), put in front of the bundle, answers those requests from the
+embedded copies. Nothing changes for any other client: the REST routes, their strict
+validation and their schema endpoints stay as they are, and the page posts ``{"messages":
+[...]}`` to ``/{chain}/stream_log`` like any client, through the guards.
 
 The page also needs the server's errors. Its stream client throws away a non-200 answer's body
 (a guard's 400 says only "Expected content-type to be text/event-stream") and ignores ``event:
-error`` mid-stream. A small script (``data/playground_errors.js``), put in front of the bundle,
-turns both into a failed stream whose message is the server's, which the page shows in its
-error toast. Two small edits to the served bundle are listed at ``_BUNDLE_EDITS``.
+error`` mid-stream. The same script turns both into a failed stream whose message is the
+server's, which the page shows in its error toast. Two small edits to the served bundle are
+listed at ``_BUNDLE_EDITS``.
 """
 
 from __future__ import annotations
@@ -101,9 +104,7 @@ def _schema_type(schema: dict[str, Any], name: str) -> type[BaseModel]:
 
 @functools.cache
 def _error_script() -> str:
-    return (resources.files("langdeploy.serve") / "data" / "playground_errors.js").read_text(
-        "utf-8"
-    )
+    return (resources.files("langdeploy.serve") / "data" / "playground_fetch.js").read_text("utf-8")
 
 
 def install_playground(

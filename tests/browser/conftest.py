@@ -68,6 +68,11 @@ def browser() -> Iterator[Any]:
             "no Chromium found (apt-get install chromium, or set LANGDEPLOY_CHROMIUM): "
             "browser tests skipped"
         )
+    from playwright.sync_api import expect
+
+    # Assertions wait on the page's state; on a loaded 2-core machine ReDoc takes seconds to
+    # lay out the whole API, so the bound on that wait is generous (it is not a sleep).
+    expect.set_options(timeout=60_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
