@@ -20,7 +20,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint fmt bench bench-params bench-guards install install-dev clean
+.PHONY: serve test lint fmt bench bench-params bench-guards install install-dev chromium clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,23 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	touch $@
 
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev chromium
+
+# The browser tests drive the system's Chromium through Playwright, which never downloads a
+# browser here. Installed with apt when missing (Debian, Ubuntu); LANGDEPLOY_CHROMIUM names
+# another binary. Without one the browser tests are skipped, except under CI=true: they fail.
+chromium:
+	@if [ -n "$$LANGDEPLOY_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 \
+	    || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif [ "$$CI" = true ]; then \
+	    echo "Chromium is missing and cannot be installed here: the browser tests need it." >&2; exit 1; \
+	else \
+	    echo "Note: no Chromium and no way to install it; the browser tests will be skipped."; \
+	fi
 
 serve: install
 	$(BIN)/langdeploy serve

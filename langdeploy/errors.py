@@ -7,16 +7,26 @@ table of special cases, and `retry_after` for back-pressure errors.
 from __future__ import annotations
 
 
+def sentence(text: str) -> str:
+    """``text`` ended as a sentence, so that whatever follows it starts a new one: a message
+    that ends with a quoted error ("...: line 1, column 5") gets its full stop."""
+    text = text.rstrip()
+    return text if not text or text.endswith((".", "!", "?", ":")) else text + "."
+
+
 class LangdeployError(Exception):
     """Root of every error langdeploy raises on purpose."""
 
     status_code: int = 500
     error_type: str = "langdeploy_error"
+    # What the CLI exits with: 1 for a failure, 2 for a usage error (as Click does).
+    exit_code: int = 1
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
         self.message = message
         self.fix = fix
-        super().__init__(f"{message} {fix}" if fix else message)
+        # The fix is a sentence of its own: the message must not run into it.
+        super().__init__(f"{sentence(message)} {fix}" if fix else message)
 
     @property
     def public_message(self) -> str:
@@ -28,6 +38,12 @@ class ConfigError(LangdeployError):
     """A settings value or a config file is wrong; raised at start-up."""
 
     error_type = "config_error"
+
+
+class OptionError(ConfigError):
+    """A command-line option's value is out of bounds: a usage error, so the CLI exits 2."""
+
+    exit_code = 2
 
 
 class UnknownNameError(LangdeployError):

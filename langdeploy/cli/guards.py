@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from langdeploy.cli.common import console, err_console, handle_errors, settings_from
+from langdeploy.cli.common import console, err_console, handle_errors, names_table, settings_from
 from langdeploy.guards.base import STAGES, GuardContext
 from langdeploy.guards.registry import guard_registry
 from langdeploy.runtime import load_app
@@ -45,9 +44,12 @@ def list_guards(
     if as_json:
         console.print_json(json.dumps(rows))
         return
-    table = Table(title="langdeploy guards")
-    for col in ("name", "stages", "default", "actions", "options", "description"):
-        table.add_column(col)
+    table = names_table(
+        "langdeploy guards",
+        "name",
+        [r["name"] for r in rows],
+        ["stages", "default", "actions", "options", "description"],
+    )
     for r in rows:
         table.add_row(
             r["name"],

@@ -62,7 +62,13 @@ def serve(
 
     from langdeploy.serve import create_app
 
-    settings = settings_from(app_dir, server__host=host, server__port=port, model__name=model)
+    settings = settings_from(
+        app_dir,
+        flags={"server__host": "--host", "server__port": "--port", "model__name": "--model"},
+        server__host=host,
+        server__port=port,
+        model__name=model,
+    )
     logging.basicConfig(
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

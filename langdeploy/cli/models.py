@@ -7,15 +7,13 @@ import json
 import typer
 from rich.table import Table
 
-from langdeploy.cli.common import console, handle_errors
+from langdeploy.cli.common import console, handle_errors, names_table
 from langdeploy.errors import LangdeployError
 from langdeploy.models import catalog
+from langdeploy.models.card_view import card_rows
+from langdeploy.models.card_view import file_size as _size
 
 app = typer.Typer(help="Model catalog and model cards.", no_args_is_help=True)
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
 
 
 @app.command("list")
@@ -32,19 +30,12 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
         out = [c.as_dict() for c in cards] + [{"name": n, "error": e} for n, e in problems]
         console.print_json(json.dumps(out))
         return
-    table = Table(title="langdeploy models")
-    for col in (
+    table = names_table(
+        "langdeploy models",
         "name",
-        "arch",
-        "params",
-        "quant",
-        "context",
-        "licence",
-        "chat template",
-        "instruct",
-        "size",
-    ):
-        table.add_column(col)
+        [c.name for c in cards] + [n for n, _ in problems],
+        ["arch", "params", "quant", "context", "licence", "chat template", "instruct", "size"],
+    )
     for c in cards:
         table.add_row(
             c.name, c.architecture, c.parameters_human, c.quantization,
@@ -75,24 +66,13 @@ def show(
     table = Table(title=f"model card: {card.name}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    rows = [
-        ("description", card.description),
-        ("source", card.source),
-        ("path", card.path),
-        ("architecture", card.architecture),
-        ("parameters", f"{card.parameters_human} ({card.parameters:,})"),
-        ("quantization", card.quantization),
-        ("context length", str(card.context_length or "?")),
-        ("licence", card.license or "? (not in the GGUF metadata)"),
-        ("chat template", "present" if card.chat_template else "absent"),
-        ("chat format", card.chat_format or "from the GGUF template"),
-        ("instruction-tuned", "yes" if card.instruct else "no: a base model"),
-        ("file size", _size(card.file_size)),
+    rows = card_rows(data)
+    rows.append(
         (
             "llama.cpp GPU offload",
             "not installed" if gpu is None else ("supported" if gpu else "CPU-only build"),
-        ),
-    ]
+        )
+    )
     for note in card.notes:
         rows.append(("note", note))
     for k, v in rows:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from langdeploy.cli.common import console, err_console, handle_errors
+from langdeploy.cli.common import console, err_console, handle_errors, names_table
 
 templates_app = typer.Typer(help="App templates for `langdeploy new`.", no_args_is_help=True)
 
@@ -77,10 +76,13 @@ def list_templates(as_json: bool = typer.Option(False, "--json", help="Print JSO
         ]
         console.print_json(json.dumps(out))
         return
-    table = Table(title="langdeploy templates", show_lines=True)
-    table.add_column("template", style="bold")
-    table.add_column("description")
-    table.add_column("includes")
+    table = names_table(
+        "langdeploy templates",
+        "template",
+        [name for name, _ in items],
+        ["description", "includes"],
+        show_lines=True,
+    )
     for name, t in items:
         table.add_row(name, t.description, "\n".join(t.includes))
     console.print(table)

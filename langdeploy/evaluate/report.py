@@ -18,6 +18,7 @@ from rich.table import Table
 from langdeploy.errors import LangdeployError
 from langdeploy.evaluate._deps import require
 from langdeploy.fsutil import atomic_write_text
+from langdeploy.models.card_view import card_rows
 
 
 def fmt(value: Any, digits: int = 3, unit: str = "") -> str:
@@ -280,19 +281,21 @@ def _plots(results: dict[str, Any]) -> dict[str, str]:
 # The page lives beside the probe sets, so it can be edited as HTML.
 _TEMPLATE_FILE = "report.html.j2"
 
-CARD_FIELDS = (
-    "description",
-    "source",
-    "architecture",
-    "parameters_human",
-    "quantization",
-    "context_length",
-    "license",
-    "chat_template",
-    "chat_format",
-    "instruct",
-    "file_size",
-)
+
+def card_table(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Model-card rows across the models: readable labels and units (models/card_view.py).
+
+    The report is meant to be shared, so cards leave out paths on this machine; a model whose
+    card could not be read gets its error in an "error" row.
+    """
+    names = list(results["models"])
+    cards = [results["models"][n].get("card") or {} for n in names]
+    per_model = [dict(card_rows(c, public=True)) if "error" not in c else {} for c in cards]
+    labels = [label for label, _ in card_rows({}, public=True)]
+    table = [(label, [m.get(label, "") for m in per_model]) for label in labels]
+    if any("error" in c for c in cards):
+        table.append(("error", [str(c.get("error", "")) for c in cards]))
+    return table
 
 
 def render_html(results: dict[str, Any]) -> str:
@@ -313,7 +316,7 @@ def render_html(results: dict[str, Any]) -> str:
             names=names,
             rows=summary_rows(results),
             plots=_plots(results),
-            card_fields=CARD_FIELDS,
+            card_rows=card_table(results),
             bias_cats=bias_cats,
             swap_groups=swap_groups,
             f=fmt,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -41,6 +41,18 @@ def configurable(
             description='JSON output: {"type": "json_object"} or with a "schema"',
         )
     return model.configurable_fields(**fields)
+
+
+def public_model_name(name: str) -> str:
+    """``name`` without a directory part when it is a path to a model file."""
+    # Not any name with a slash: an upstream's model is often a hub id ("org/model").
+    if (
+        name.endswith(".gguf")
+        or PurePath(name).is_absolute()
+        or name.startswith(("./", "../", "~"))
+    ):
+        return PurePath(name).name
+    return name
 
 
 class ModelHandle(ABC):
@@ -87,12 +99,18 @@ class ModelHandle(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Free resources."""
 
+    @property
+    def public_name(self) -> str:
+        """The name clients see: a catalog name as is, a .gguf path by its file name only
+        (where the server keeps its files is none of a client's business)."""
+        return public_model_name(self.name)
+
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "ready": self.ready}
+        return {"name": self.public_name, "ready": self.ready}
 
     def not_ready_reason(self) -> str:
         """Why the model is not ready, for /readyz."""
-        return f"The model {self.name} is still loading."
+        return f"The model {self.public_name} is still loading."
 
 
 class LocalModel(ModelHandle):
@@ -151,14 +169,14 @@ class LocalModel(ModelHandle):
     def not_ready_reason(self) -> str:
         error = self.engine.load_error
         if error is not None:
-            return f"The model {self.name} failed to load: {error}"
-        return f"The model {self.name} is still loading."
+            return f"The model {self.public_name} failed to load: {error}"
+        return f"The model {self.public_name} is still loading."
 
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name,
+            "name": self.public_name,
             "backend": "llamacpp",
-            "path": str(self.path),
+            "file": self.path.name,
             "ready": self.ready,
             "n_ctx": self.n_ctx,
             "queue_depth": self.engine.queue_depth,
@@ -210,7 +228,7 @@ class OpenAIModel(ModelHandle):
 
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name,
+            "name": self.public_name,
             "backend": "openai",
             "base_url": self.settings.base_url,
             "ready": self.ready,
@@ -265,7 +283,7 @@ class FallbackModel(ModelHandle):
 
     def describe(self) -> dict[str, Any]:
         return {
-            "name": self.name,
+            "name": self.public_name,
             "ready": self.ready,
             "backends": [h.describe() for h in self.handles],
         }

@@ -29,9 +29,12 @@ from langdeploy.models.factory import ModelHandle
 from langdeploy.runtime import AppRuntime, load_app
 from langdeploy.serve.admission import AdmissionLimit
 from langdeploy.serve.context import RequestContext
+from langdeploy.serve.docs_assets import install_docs
 from langdeploy.serve.errors import error_response, install_error_handlers
 from langdeploy.serve.guarding import install_guards
 from langdeploy.serve.openai_facade import build_router
+from langdeploy.serve.pages import install_index
+from langdeploy.serve.playground import install_playground
 from langdeploy.serve.streams import BoundaryRoute, StreamErrorBoundary
 from langdeploy.settings import Settings
 
@@ -78,9 +81,13 @@ def create_app(
         description="Guarded LangChain chains served by LangServe.",
         lifespan=lifespan,
         middleware=middleware,
+        # Served from local assets by install_docs: FastAPI's own pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     # Every stream response gets its final event from one place (serve/streams.py).
     api.router.route_class = BoundaryRoute
+    install_docs(api)
     api.state.settings = settings
     api.state.model = handle
     api.state.chain_paths = {spec.name: f"/{spec.name}" for spec in specs}
@@ -96,11 +103,18 @@ def create_app(
             ctx.extras["retrieval_guard"] = guards.retrieval_guard(spec.name)
         runnable = StreamErrorBoundary(guards.wrap(spec.name, runtime.build_chain(spec.name, ctx)))
         runnables[spec.name] = runnable
+        # A chat-shaped chain gets the chat playground with schemas it recognises (before
+        # add_routes, so its route wins); any other chain LangServe's default playground.
+        playground_type = (
+            install_playground(api, spec.name, runnable, spec.playground_type or "default")
+            if settings.server.playground
+            else spec.playground_type or "default"
+        )
         add_routes(
             api,
             runnable,
             path=f"/{spec.name}",
-            playground_type=spec.playground_type or "default",
+            playground_type=playground_type,
             dependencies=guards.dependencies(spec.name),
             disabled_endpoints=disabled or None,  # type: ignore[arg-type]
         )
@@ -109,36 +123,18 @@ def create_app(
     # /v1/chat/completions: the first served chain whose spec asks for it (chat, or an app chain
     # built on it), through the same Runnable as its LangServe routes, so the same guards.
     openai_chain = next((spec.name for spec in specs if spec.openai_route), None)
-    if settings.server.openai_api and openai_chain is not None:
-        api.include_router(build_router(runnables[openai_chain], handle.name))
+    if not settings.server.openai_api:
+        openai_chain = None
+    if openai_chain is not None:
+        api.include_router(build_router(runnables[openai_chain], handle.public_name))
 
-    @api.get("/", tags=["meta"])
-    async def index() -> dict[str, Any]:
-        return {
-            "name": "langdeploy",
-            "version": __version__,
-            "model": await run_in_threadpool(handle.describe),
-            "chains": [
-                {
-                    "name": spec.name,
-                    "description": spec.description,
-                    "path": f"/{spec.name}",
-                    "invoke": f"/{spec.name}/invoke",
-                    "stream": f"/{spec.name}/stream",
-                    "batch": f"/{spec.name}/batch",
-                    "input_schema": f"/{spec.name}/input_schema",
-                    "sample_input": spec.sample_input,
-                    "playground": f"/{spec.name}/playground/"
-                    if settings.server.playground
-                    else None,
-                }
-                for spec in specs
-            ],
-            "openai": "/v1/chat/completions"
-            if settings.server.openai_api and openai_chain is not None
-            else None,
-            "openai_chain": openai_chain,
-        }
+    install_index(
+        api,
+        specs,
+        handle,
+        playground=settings.server.playground,
+        openai_chain=openai_chain,
+    )
 
     @api.get("/healthz", tags=["meta"])
     async def healthz() -> dict[str, str]:

@@ -7,6 +7,8 @@ between levels, so ``LANGDEPLOY_MODEL__MAX_TOKENS=64``), a ``.env`` file, then t
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from langdeploy.errors import ConfigError
+from langdeploy.errors import ConfigError, OptionError
 from langdeploy.settings.sections import (
     AppSettings,
     BackendSettings,
@@ -155,23 +157,66 @@ def _bounds(exc_ctx: dict[str, Any] | None) -> str:
     return f" (allowed: {', '.join(parts)})" if parts else ""
 
 
-def _describe(exc: ValidationError, toml_file: Path | None) -> str:
+def apply_overrides(
+    settings: Settings, overrides: dict[str, Any], flags: dict[str, str] | None = None
+) -> None:
+    """Set ``section__field`` values (command-line options) on loaded settings, validated.
+
+    A bad value raises :class:`OptionError` in the "Invalid settings" form, naming the option
+    (``flags`` maps ``section__field`` to it, e.g. ``--port``) and the setting it sets.
+    """
+    flags = flags or {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, field = key.partition("__")
+        try:
+            setattr(getattr(settings, section), field, value)
+        except ValidationError as exc:
+            dotted = f"{section}.{field}"
+            flag = flags.get(key)
+            place = f"{flag} ({dotted})" if flag else dotted
+            message = _describe(
+                exc,
+                None,
+                where=functools.partial(_fixed_place, place),
+                prefix=(section,),
+                fix="Fix the option's value (see --help).",
+            )
+            raise OptionError(message) from None
+
+
+def _fixed_place(place: str, _loc: tuple[str | int, ...]) -> str:
+    return place
+
+
+def _describe(
+    exc: ValidationError,
+    toml_file: Path | None,
+    *,
+    where: Callable[[tuple[str | int, ...]], str] | None = None,
+    prefix: tuple[str, ...] = (),
+    fix: str | None = None,
+) -> str:
     lines = ["Invalid settings:"]
     for err in exc.errors():
-        loc = tuple(part for part in err["loc"] if not isinstance(part, int))
+        loc = prefix + tuple(part for part in err["loc"] if not isinstance(part, int))
         dotted = ".".join(str(p) for p in loc) or "(settings)"
         field = _field_for(loc)
-        where = f"{env_var_name(loc)} / {dotted} in {toml_file or APP_CONFIG_FILE}"
+        if where is not None:
+            place = where(loc)
+        else:
+            place = f"{env_var_name(loc)} / {dotted} in {toml_file or APP_CONFIG_FILE}"
         detail = err["msg"]
         allowed = _field_bounds(field) if field is not None else ""
         if not allowed:
             allowed = _bounds(err.get("ctx"))
         got = err.get("input")
         got_text = "" if isinstance(got, dict) else f" got {got!r};"
-        lines.append(f"  - {where}:{got_text} {detail}{allowed}")
+        lines.append(f"  - {place}:{got_text} {detail}{allowed}.")
         if field is not None and field.description:
             lines.append(f"    ({field.description})")
-    lines.append(f"Fix the value in the environment, .env or {APP_CONFIG_FILE}.")
+    lines.append(fix or f"Fix the value in the environment, .env or {APP_CONFIG_FILE}.")
     return "\n".join(lines)
 
 

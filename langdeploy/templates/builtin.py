@@ -9,7 +9,8 @@ from langdeploy.templates.registry import AppTemplate
 _COMMON = (
     "langdeploy.toml, pyproject.toml, README.md, .env.example",
     "guards/guards.yaml + a custom guard",
-    "deploy/ (docker, compose, k8s, vm)",
+    # What `new` renders: the vm target needs deploy.hostname (its TLS certificate's name).
+    "deploy/ (docker, compose, k8s); vm once deploy.hostname is set",
     "tests/ over REST against the bundled model",
 )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from langdeploy import __version__
-from langdeploy.errors import ConfigError, UnknownNameError
+from langdeploy.errors import ConfigError, UnknownNameError, sentence
 from langdeploy.fsutil import atomic_dir, write_tree
 from langdeploy.models.catalog import BUILTIN_MODELS
 from langdeploy.templates.layers import render_app_files, template_vars
@@ -127,8 +127,8 @@ def _render_deploy(staging: Path, app: NewApp) -> None:
         except ConfigError as exc:
             # One target may need a setting first (k8s and a local model file): say how.
             app.notes.append(
-                f"deploy/{target} was not rendered: {exc} Then run: langdeploy deploy render "
-                f"--target {target}"
+                f"deploy/{target} was not rendered: {sentence(str(exc))} "
+                f"Then run: langdeploy deploy render --target {target}"
             )
             continue
         app.deploy_targets.append(target)

@@ -115,7 +115,9 @@ def test_bad_input_gets_a_clear_error(app_dir: Path, tmp_path: Path, corpus: Pat
     assert only_binary.exit_code == 1 and "binary" in only_binary.output
 
     bad_name = run_ingest(app_dir, str(corpus), "--collection", "x")
-    assert bad_name.exit_code == 1 and "not a valid collection name" in bad_name.output
+    # A bad option value is a usage error, reported as the settings report theirs.
+    assert bad_name.exit_code == 2 and "Invalid settings:" in bad_name.output
+    assert "--collection (retrieval.collection): got 'x'" in bad_name.output
 
 
 def test_a_corrupt_copy_does_not_erase_a_good_ingest(app_dir: Path, corpus: Path) -> None:
