@@ -35,7 +35,8 @@ class ChatLlamaEngine(BaseChatModel):
     max_tokens: int = 256
     seed: int = -1
     stop_sequences: list[str] = Field(default_factory=list)
-    response_format: dict[str, Any] | None = None
+    # Empty: plain text. Not Optional: the playground's config form cannot render a null type.
+    response_format: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, engine: LlamaEngine, settings: BackendSettings) -> ChatLlamaEngine:
@@ -74,7 +75,7 @@ class ChatLlamaEngine(BaseChatModel):
             max_tokens=kwargs.get("max_tokens", self.max_tokens),
             seed=kwargs.get("seed", self.seed),
             stop=tuple((stop or []) + self.stop_sequences),
-            response_format=kwargs.get("response_format", self.response_format),
+            response_format=kwargs.get("response_format", self.response_format) or None,
         )
 
     def get_num_tokens(self, text: str) -> int:

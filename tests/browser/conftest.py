@@ -56,7 +56,7 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
@@ -126,7 +126,7 @@ def tab(browser: Any, tmp_path: Path) -> Iterator[Tab]:
     assert tab.blocked == [], f"the page tried to reach hosts other than 127.0.0.1: {tab.blocked}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ui_server(tmp_path_factory: pytest.TempPathFactory, model: ModelHandle) -> Iterator[Any]:
     """Every built-in chain, rag over an ingested corpus included, on uvicorn."""
     root = tmp_path_factory.mktemp("ui")
