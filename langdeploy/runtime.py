@@ -116,19 +116,14 @@ class AppRuntime:
             out |= spec.needs or frozenset()
         return out
 
-    def build_chain(self, name: str, ctx: ChainContext) -> Any:
-        """The chain ``name`` over ``ctx``, with the retrieval guards of that chain as its seam."""
+    def build_chain(self, name: str, ctx: ChainContext, *, observer: Observer | None = None) -> Any:
+        """The chain ``name`` over ``ctx``; unless ``ctx.extras`` brings its own, its retrieval
+        guards (reporting to ``observer``) are the rag chain's seam."""
         spec = self.spec(name)
-        if "retrieval_guard" not in ctx.extras:
-            guard = self.retrieval_guard(name)
+        if ctx.extras.get("retrieval_guard") is None:
+            guard = self.retrieval_guard(name, observer=observer)
             if guard is not None:
-                ctx = ChainContext(
-                    settings=ctx.settings,
-                    model=ctx.model,
-                    count_tokens=ctx.count_tokens,
-                    n_ctx=ctx.n_ctx,
-                    extras={**ctx.extras, "retrieval_guard": guard},
-                )
+                ctx = dataclasses.replace(ctx, extras={**ctx.extras, "retrieval_guard": guard})
         return spec.factory(ctx)
 
     def chain_context(

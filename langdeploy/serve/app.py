@@ -97,11 +97,11 @@ def create_app(
     guards = install_guards(api, runtime, handle.count_tokens)
     runnables: dict[str, Runnable[Any, Any]] = {}
     for spec in specs:
-        ctx = runtime.chain_context(handle, extras=extras)
-        # Each chain gets its own retrieval guards (used by rag and chains built on it).
-        if ctx.extras.get("retrieval_guard") is None:
-            ctx.extras["retrieval_guard"] = guards.retrieval_guard(spec.name)
-        runnable = StreamErrorBoundary(guards.wrap(spec.name, runtime.build_chain(spec.name, ctx)))
+        # Each chain gets its own retrieval guards, counted and audited like the others.
+        chain = runtime.build_chain(
+            spec.name, runtime.chain_context(handle, extras=extras), observer=guards.observe
+        )
+        runnable = StreamErrorBoundary(guards.wrap(spec.name, chain))
         runnables[spec.name] = runnable
         # A chat-shaped chain gets the chat playground with schemas it recognises (before
         # add_routes, so its route wins); any other chain LangServe's default playground.

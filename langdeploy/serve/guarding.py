@@ -120,10 +120,6 @@ class GuardRuntime:
             on_stream_violation=record_stream_error,
         )
 
-    def retrieval_guard(self, chain: str) -> Callable[[list[Any]], list[Any]] | None:
-        """The chain's retrieval guards, their violations counted and audited like the others."""
-        return self.app.retrieval_guard(chain, observer=self.observe)
-
     def dependencies(self, chain: str) -> list[Any]:
         """A route dependency that runs a stream's input guards before the stream starts."""
         if not self.enabled or not self.chains[chain].input:
